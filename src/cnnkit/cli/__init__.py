@@ -1,0 +1,12 @@
+"""The ``cnnkit`` command. Each command group lives in its own module (``cli/face.py``,
+``cli/style.py``...) and is imported only when it is called."""
+from __future__ import annotations
+
+
+def main() -> None:
+    from cnnkit.cli._app import cli
+
+    cli(prog_name="cnnkit")
+
+
+__all__ = ["main"]

@@ -1,0 +1,55 @@
+"""The root click group. Sub-commands are loaded lazily from the modules named in ``_COMMANDS``,
+so ``cnnkit face ...`` never imports the style-transfer code and vice versa."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+import click
+
+from cnnkit import __version__
+from cnnkit.core.errors import CnnkitError
+
+# command name -> "module:attribute"; a module that is not present is simply not listed.
+_COMMANDS = {
+    "face": "cnnkit.cli.face:face",
+    "demo": "cnnkit.cli.demo:demo",
+    "train": "cnnkit.cli.train:train",
+    "head": "cnnkit.cli.head:head",
+    "style": "cnnkit.cli.style:style",
+    "visualize": "cnnkit.cli.visualize:visualize",
+    "conv": "cnnkit.cli.conv:conv",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        found = [n for n, target in _COMMANDS.items() if importlib.util.find_spec(target.split(":")[0])]
+        return sorted(set(found) | set(super().list_commands(ctx)))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _COMMANDS:
+            module, attr = _COMMANDS[name].split(":")
+            if importlib.util.find_spec(module) is None:
+                return None
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CnnkitError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cnnkit")
+def cli() -> None:
+    """cnnkit: face verification and recognition, Siamese training, style transfer, unit
+    visualisation and 1D/2D/3D convolutions."""

@@ -1,0 +1,60 @@
+"""Print results as a table, JSON or CSV. Commands build plain dicts/lists and call :func:`emit`."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any, Mapping, Sequence
+
+import click
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(_cell(v) for v in value)
+    if isinstance(value, Mapping):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def format_rows(rows: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str] | None = None) -> str:
+    """Rows (dicts) as an aligned text table or CSV."""
+    cols = list(columns or (rows[0].keys() if rows else []))
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(cols)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in cols])
+        return buf.getvalue().rstrip("\n")
+    cells = [[_cell(row.get(c)) for c in cols] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def emit(data: Any, fmt: str, *, rows: Sequence[Mapping[str, Any]] | None = None,
+         columns: Sequence[str] | None = None) -> None:
+    """Print ``data`` as JSON, or ``rows`` (default: ``data`` itself, or ``[data]`` for a dict) as a
+    table/CSV."""
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=None, default=_json_default))
+        return
+    if rows is None:
+        rows = [data] if isinstance(data, Mapping) else list(data)
+    click.echo(format_rows(rows, fmt, columns))
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "__fspath__"):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

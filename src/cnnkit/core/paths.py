@@ -1,0 +1,31 @@
+"""Where cnnkit keeps its files: XDG data and cache directories. Nothing is created at import."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """``$XDG_DATA_HOME/cnnkit`` (default ``~/.local/share/cnnkit``). Not created."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cnnkit"
+
+
+def cache_dir() -> Path:
+    """``$CNNKIT_CACHE``, else ``$XDG_CACHE_HOME/cnnkit`` (default ``~/.cache/cnnkit``). Not created."""
+    if os.environ.get("CNNKIT_CACHE"):
+        return Path(os.environ["CNNKIT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cnnkit"
+
+
+def default_gallery() -> str:
+    """The gallery used when no ``--db`` is given: ``$CNNKIT_DB``, else ``data_dir()/gallery.sqlite``."""
+    return os.environ.get("CNNKIT_DB") or str(data_dir() / "gallery.sqlite")
+
+
+def repo_data_dir() -> Path:
+    """The ``data/`` folder of a source checkout (the demo's data). ``$CNNKIT_DATA`` overrides."""
+    if os.environ.get("CNNKIT_DATA"):
+        return Path(os.environ["CNNKIT_DATA"])
+    return Path(__file__).resolve().parents[3] / "data"

@@ -1,0 +1,41 @@
+"""Shared fixtures. Tests run on the CPU unless CNNKIT_TEST_DEVICE says otherwise."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+# Development data outside the repo (LFW etc.); tests that need it skip with a reason when absent.
+SHARED = Path(os.environ.get("CNNKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def device() -> str:
+    return os.environ.get("CNNKIT_TEST_DEVICE", "cpu")
+
+
+@pytest.fixture(scope="session")
+def orl_dir() -> Path:
+    path = DATA / "orl"
+    assert path.is_dir(), f"{path} is part of the repository and must exist"
+    return path
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    path = SHARED / "faces" / "lfw"
+    if not path.is_dir():
+        pytest.skip(f"LFW not available at {path} (set CNNKIT_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never write to the user's real data dir; keep one cache per session (weights are cached)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "xdg-data"))
+    monkeypatch.delenv("CNNKIT_DB", raising=False)
+    if "CNNKIT_CACHE" not in os.environ:
+        monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
