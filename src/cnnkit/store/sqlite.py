@@ -1,0 +1,270 @@
+"""The embedded gallery: SQLite through the standard library.
+
+WAL mode, foreign keys, ``secure_delete`` (removed encodings are overwritten, not just unlinked),
+a busy timeout so concurrent enrolments wait instead of failing, and every write inside one
+``BEGIN IMMEDIATE`` transaction. Search is exact: the encodings are held as one contiguous
+float32 matrix, rebuilt only when the database changed, and compared with one matrix product.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from cnnkit.core.errors import StoreError, UnknownNameError
+from cnnkit.store.base import FaceSource, Match, Person, check_tag, euclidean, nearest_people
+from cnnkit.store.codec import decode_matrix, encode_vector
+from cnnkit.store.migrations import LATEST, migrate
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class SQLiteGallery:
+    """A face gallery in one SQLite file (or ``":memory:"``, or an open connection).
+
+    Args:
+        path: file path, ``":memory:"`` or a ``sqlite3.Connection`` opened with ``isolation_level=None``.
+        create: create the file when it does not exist (otherwise :class:`StoreError`).
+        synchronous: ``"NORMAL"`` (default; durable across application crashes) or ``"FULL"``
+            (also across power loss).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | sqlite3.Connection = ":memory:", *,
+                 create: bool = True, synchronous: str = "NORMAL", timeout: float = 60.0) -> None:
+        self._lock = threading.RLock()
+        self._cache: tuple[int, np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None
+        self._writes = 0
+        if isinstance(path, sqlite3.Connection):
+            self.path, self.conn = "<connection>", path
+        else:
+            self.path = os.fspath(path)
+            if self.path != ":memory:":
+                p = Path(self.path)
+                if p.is_dir():
+                    raise StoreError(f"{self.path}: is a directory, not a gallery file")
+                if not p.exists() and not create:
+                    raise StoreError(f"{self.path}: no such gallery")
+                if not p.parent.exists():
+                    p.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
+                                            check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: cannot open gallery: {exc}") from exc
+        try:
+            self._configure(synchronous, timeout)
+            migrate(self.conn)
+            self._check_application()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StoreError(f"{self.path}: not a cnnkit gallery ({exc})") from exc
+
+    # -- setup -------------------------------------------------------------------------------
+    def _configure(self, synchronous: str, timeout: float) -> None:
+        c = self.conn
+        c.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if self.path != ":memory:":
+            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch the gallery to WAL mode (got {mode})")
+        c.execute("PRAGMA foreign_keys = ON")
+        c.execute("PRAGMA secure_delete = ON")
+        if synchronous.upper() not in {"NORMAL", "FULL"}:
+            raise StoreError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        c.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+
+    def _check_application(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > LATEST:
+            raise StoreError(f"{self.path}: gallery schema version {version} is newer than this cnnkit ({LATEST})")
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
+        if row is None or row[0] != "cnnkit-gallery":
+            raise StoreError(f"{self.path}: an SQLite database, but not a cnnkit gallery")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- transactions ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``): all of it is committed, or none of it."""
+        with self._lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"{self.path}: gallery is busy or read-only: {exc}") from exc
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self.conn.execute("ROLLBACK")
+                    raise StoreError(f"{self.path}: commit failed: {exc}") from exc
+            finally:
+                self._writes += 1
+
+    # -- encoder tag ---------------------------------------------------------------------------
+    @property
+    def encoder_tag(self) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'encoder_tag'").fetchone()
+        return None if row is None else row[0]
+
+    @property
+    def dim(self) -> int | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+        return None if row is None else int(row[0])
+
+    def check_encoder(self, tag: str) -> None:
+        """Raise :class:`EncoderMismatchError` if the gallery holds another encoder's encodings."""
+        check_tag(self.encoder_tag, tag)
+
+    # -- writes ------------------------------------------------------------------------------
+    def add_faces(self, name: str, embeddings: np.ndarray, *, tag: str,
+                  sources: Sequence[FaceSource] | None = None) -> list[int]:
+        """Add encodings (N, D) of one person (created if new) in one transaction; returns face ids."""
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.ndim == 1:
+            emb = emb[None, :]
+        if emb.ndim != 2 or emb.shape[0] == 0:
+            raise StoreError(f"embeddings must have shape (N, D) with N >= 1, got {emb.shape}")
+        if not name or not name.strip():
+            raise StoreError("a person's name must not be empty")
+        srcs = list(sources) if sources is not None else [FaceSource()] * len(emb)
+        if len(srcs) != len(emb):
+            raise StoreError(f"{len(srcs)} sources for {len(emb)} embeddings")
+        blobs = [encode_vector(v) for v in emb]
+        now = _now()
+        with self.atomic() as c:
+            self.check_encoder(tag)
+            dim = self.dim
+            if dim is not None and dim != emb.shape[1]:
+                raise StoreError(f"gallery vectors have D={dim}, got D={emb.shape[1]}")
+            if self.encoder_tag is None:
+                c.execute("INSERT INTO meta(key, value) VALUES ('encoder_tag', ?)", (tag,))
+                c.execute("INSERT INTO meta(key, value) VALUES ('dim', ?)", (str(emb.shape[1]),))
+            c.execute("INSERT OR IGNORE INTO people(name, created_at) VALUES (?, ?)", (name, now))
+            pid = c.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
+            ids = []
+            for blob, src in zip(blobs, srcs):
+                cur = c.execute(
+                    "INSERT INTO faces(person_id, encoder_tag, dim, vector, source_name, source_sha256, box, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (pid, tag, emb.shape[1], blob, src.file_name, src.sha256,
+                     None if src.box is None else json.dumps([round(float(v), 2) for v in src.box]), now),
+                )
+                ids.append(int(cur.lastrowid))
+        return ids
+
+    def remove_person(self, name: str) -> int:
+        """Delete a person and every encoding of theirs; returns how many encodings were removed.
+
+        With ``secure_delete`` the freed pages are zeroed, and the WAL is checkpointed and truncated
+        so no copy of the removed vectors stays in the files."""
+        with self.atomic() as c:
+            row = c.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownNameError(f"no person named {name!r} in {self.path}")
+            n = c.execute("DELETE FROM faces WHERE person_id = ?", (row[0],)).rowcount
+            c.execute("DELETE FROM people WHERE id = ?", (row[0],))
+            if c.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 0:
+                c.execute("DELETE FROM meta WHERE key IN ('encoder_tag', 'dim')")
+        if self.path != ":memory:":
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(n)
+
+    def set_setting(self, tag: str, key: str, value: Any) -> None:
+        """Store a JSON value for an encoder tag (e.g. ``"threshold"``, ``"head"``)."""
+        with self.atomic() as c:
+            c.execute(
+                "INSERT INTO settings(encoder_tag, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(encoder_tag, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (tag, key, json.dumps(value), _now()),
+            )
+
+    # -- reads -------------------------------------------------------------------------------
+    def get_setting(self, tag: str, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM settings WHERE encoder_tag = ? AND key = ?", (tag, key)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def people(self) -> list[Person]:
+        rows = self.conn.execute(
+            "SELECT p.name, COUNT(f.id), p.created_at, group_concat(f.source_name, char(31)) "
+            "FROM people p LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id ORDER BY p.name"
+        ).fetchall()
+        return [Person(n, int(c), t, tuple(s.split("\x1f")) if s else ()) for n, c, t, s in rows]
+
+    def has_source(self, sha256: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM faces WHERE source_sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+
+    def _version(self) -> int:
+        # data_version changes when another connection commits; _writes when this one does
+        return self.conn.execute("PRAGMA data_version").fetchone()[0] * 1_000_003 + self._writes
+
+    def _matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        with self._lock:
+            version = self._version()
+            if self._cache is None or self._cache[0] != version:
+                rows = self.conn.execute(
+                    "SELECT p.id, p.name, f.vector FROM faces f JOIN people p ON p.id = f.person_id "
+                    "ORDER BY p.id, f.id"
+                ).fetchall()
+                dim = self.dim or 0
+                matrix = decode_matrix([r[2] for r in rows], dim)
+                pids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                uniq, owners = np.unique(pids, return_inverse=True)
+                names_by_pid = {r[0]: r[1] for r in rows}
+                names = [names_by_pid[int(p)] for p in uniq]
+                sq = (matrix * matrix).sum(1)
+                self._cache = (version, matrix, sq, owners.astype(np.int64), names)
+            return self._cache[1], self._cache[2], self._cache[3], self._cache[4]
+
+    def embeddings(self) -> tuple[np.ndarray, list[str]]:
+        """Every stored encoding (N, D) float32 and its person's name."""
+        matrix, _, owners, names = self._matrix()
+        return matrix, [names[i] for i in owners]
+
+    def search(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
+        """The ``k`` nearest people of each query (M, D), by their closest encoding, nearest first."""
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None, :]
+        matrix, sq, owners, names = self._matrix()
+        if len(matrix) == 0:
+            return [[] for _ in range(len(q))]
+        if q.ndim != 2 or q.shape[1] != matrix.shape[1]:
+            raise StoreError(f"queries must have shape (M, {matrix.shape[1]}), got {q.shape}")
+        return nearest_people(euclidean(q, matrix, sq), owners, names, k, queries=q, matrix=matrix)
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def clear_cache(self) -> None:
+        """Drop the in-memory matrix (it is rebuilt on the next search)."""
+        with self._lock:
+            self._cache = None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "SQLiteGallery":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
