@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnkit.core.errors import CnnkitError, UnknownNameError
+from cnnkit.nn.shapes import pool_output_size
 
 __all__ = [
     "ReceptiveField",
@@ -55,12 +56,8 @@ class _Step:
     def out_size(self, n: int, dim: int) -> int:
         if self.same:
             return n
-        span = n + 2 * self.padding[dim] - self.dilation[dim] * (self.kernel[dim] - 1) - 1
-        s = self.stride[dim]
-        out = (span + (s - 1 if self.ceil_mode else 0)) // s + 1
-        if self.ceil_mode and (out - 1) * s >= n + self.padding[dim]:
-            out -= 1  # torch: the last window must start inside the input or the left padding
-        return out
+        return pool_output_size(n, self.kernel[dim], stride=self.stride[dim], padding=self.padding[dim],
+                                dilation=self.dilation[dim], ceil_mode=self.ceil_mode)
 
 
 @dataclass(frozen=True)
