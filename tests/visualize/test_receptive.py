@@ -153,7 +153,8 @@ def test_custom_elementwise_and_container_names():
 def test_errors_name_the_problem():
     model = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Upsample(scale_factor=2), nn.Conv2d(1, 1, 3))
     with pytest.raises(UnsupportedLayerError, match="Upsample"):
-        receptive_fields(model, ndim=2)
+        receptive_fields(model, ndim=2, layers=["2"])
+    assert list(receptive_fields(model, ndim=2)) == ["0"]  # the fields that can be composed
     with pytest.raises(UnknownNameError, match="conv9"):
         receptive_fields(model, ndim=2, layers=["conv9"])
 
@@ -165,3 +166,12 @@ def _forward_shape(model: nn.Module, name: str, x: torch.Tensor) -> torch.Size:
         model(x)
     h.remove()
     return out[0]
+
+
+def test_layers_before_an_unsupported_module_still_have_fields():
+    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.MaxPool1d(2), nn.Conv1d(2, 2, 3),
+                          nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(2, 3))
+    fields = receptive_fields(model, ndim=1, example=torch.rand(2, 1, 30), layers=["0", "2"])
+    assert fields["2"] == ReceptiveField((8,), (2,), (0,))
+    with pytest.raises(UnsupportedLayerError, match="layer 5"):
+        receptive_fields(model, ndim=1, example=torch.rand(2, 1, 30), layers=["5"])

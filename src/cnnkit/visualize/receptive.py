@@ -228,25 +228,32 @@ def receptive_fields(model: nn.Module, *, ndim: int, example: Tensor | None = No
         if missing:
             raise UnknownNameError(
                 f"unknown layer(s) {missing}; available: {[n for n, _ in _leaves(model)]}")
-    rf = ReceptiveField.identity(ndim)
-    after: dict[str, ReceptiveField] = {}
+    rf: ReceptiveField | UnsupportedLayerError = ReceptiveField.identity(ndim)
+    after: dict[str, ReceptiveField | UnsupportedLayerError] = {}
     for name, module, same_shape in order:
-        geometry = _geometry(module, ndim)
-        if geometry is None and not same_shape:
-            raise UnsupportedLayerError(
-                f"{name} ({type(module).__name__}) changes the spatial shape but has no known geometry")
-        if geometry is not None:
-            rf = rf.then(geometry)
-        after[name] = rf
+        if isinstance(rf, ReceptiveField):  # after an unsupported module every field is unknown
+            try:
+                geometry = _geometry(module, ndim)
+                if geometry is None and not same_shape:
+                    raise UnsupportedLayerError(
+                        f"{name} ({type(module).__name__}) changes the spatial shape but has no known geometry")
+            except UnsupportedLayerError as exc:
+                rf = exc
+            else:
+                rf = rf.then(geometry) if geometry is not None else rf
+        after.setdefault(name, rf)  # a module called twice (shared pooling): its first call
         # a container's field is the field after its last leaf that has run so far
         parts = name.split(".")
         for i in range(1, len(parts)):
             after[".".join(parts[:i])] = rf
     if wanted is None:
-        return {n: after[n] for n, _m, _s in order}
+        return {n: f for n, f in after.items() if isinstance(f, ReceptiveField)}
     not_run = [w for w in wanted if w not in after]
     if not_run:
         raise UnknownNameError(f"layer(s) {not_run} did not run on the example input")
+    for w in wanted:
+        if isinstance(after[w], UnsupportedLayerError):
+            raise UnsupportedLayerError(f"layer {w}: {after[w]}")
     return {w: after[w] for w in wanted}
 
 
