@@ -1,0 +1,172 @@
+"""Face encoders: aligned chips in, fixed-length encodings out, compared by Euclidean distance.
+
+An encoder is built by name from a registry (:func:`load_face_encoder`); each one carries a
+``tag`` (name, version, first 16 hex digits of its weights' SHA-256) that every stored encoding
+keeps, so that encodings of different encoders are never mixed.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from cnnkit.core.checks import check_shape
+from cnnkit.core.errors import ShapeError, UnknownNameError, WeightsError
+from cnnkit.faces.detect import dlib_model_path
+
+__all__ = [
+    "FaceEncoder",
+    "DlibResNetEncoder",
+    "register_face_encoder",
+    "list_face_encoders",
+    "load_face_encoder",
+    "file_sha256",
+]
+
+
+@runtime_checkable
+class FaceEncoder(Protocol):
+    """Turns aligned face chips into encodings.
+
+    Attributes:
+        name, version: identify the model; with ``weights_sha256`` they make up ``tag``.
+        dim: length D of an encoding.
+        default_threshold: Euclidean distance below which two encodings are the same person.
+        chip_size, chip_padding: the chip :func:`~cnnkit.faces.align_face` must produce.
+    """
+
+    name: str
+    version: str
+    dim: int
+    default_threshold: float
+    chip_size: int
+    chip_padding: float
+
+    @property
+    def weights_sha256(self) -> str: ...
+
+    @property
+    def tag(self) -> str: ...
+
+    def encode(self, crops: list[np.ndarray]) -> np.ndarray: ...
+
+
+_ENCODERS: dict[str, Callable[..., FaceEncoder]] = {}
+
+
+def register_face_encoder(name: str) -> Callable[[Callable[..., FaceEncoder]], Callable[..., FaceEncoder]]:
+    """Class decorator: make an encoder loadable by ``name``."""
+
+    def wrap(factory: Callable[..., FaceEncoder]) -> Callable[..., FaceEncoder]:
+        _ENCODERS[name] = factory
+        return factory
+
+    return wrap
+
+
+def list_face_encoders() -> list[str]:
+    """Names accepted by :func:`load_face_encoder`."""
+    return sorted(_ENCODERS)
+
+
+def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> FaceEncoder:
+    """Build an encoder by registered name, or from a dlib ResNet ``.dat`` weights file.
+
+    Nothing is read until the first :meth:`FaceEncoder.encode` (or ``tag``) call.
+    """
+    key = os.fspath(name_or_path)
+    if key in _ENCODERS:
+        return _ENCODERS[key](device=device)
+    if key.endswith(".dat"):
+        if not os.path.isfile(key):
+            raise WeightsError(f"{key}: no such weights file")
+        return DlibResNetEncoder(weights=key, device=device)
+    raise UnknownNameError(
+        f"unknown face encoder {key!r}; known: {', '.join(list_face_encoders())} (or a dlib .dat file)"
+    )
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_crops(crops: list[np.ndarray], size: int) -> None:
+    for i, crop in enumerate(crops):
+        check_shape(crop, f"{size} {size} 3", name=f"crops[{i}]")
+        if crop.dtype != np.uint8:
+            raise ShapeError(f"crops[{i}] must be uint8, got {crop.dtype}")
+
+
+@register_face_encoder("dlib_resnet")
+class DlibResNetEncoder:
+    """dlib's face recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``), 128-d.
+
+    Takes dlib face chips: 150x150 RGB uint8, padding 0.25. dlib reports 99.38% on LFW with its
+    threshold 0.6 on the Euclidean distance.
+    """
+
+    name = "dlib_resnet"
+    version = "1"
+    dim = 128
+    default_threshold = 0.6
+    chip_size = 150
+    chip_padding = 0.25
+
+    def __init__(self, *, weights: str | None = None, device: str = "cpu", num_jitters: int = 0) -> None:
+        self.weights = weights
+        self.device = device
+        self.num_jitters = int(num_jitters)
+        self._model: Any = None
+        self._sha256: str | None = None
+
+    def _weights_path(self) -> str:
+        return self.weights or dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")
+
+    @property
+    def weights_sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self._weights_path())
+        return self._sha256
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}:{self.version}:{self.weights_sha256[:16]}"
+
+    def _get_model(self) -> Any:
+        if self._model is None:
+            import dlib
+
+            try:
+                self._model = dlib.face_recognition_model_v1(self._weights_path())
+            except RuntimeError as exc:
+                raise WeightsError(f"{self._weights_path()}: cannot load dlib ResNet weights: {exc}") from None
+        return self._model
+
+    def encode(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Encode aligned chips.
+
+        Args:
+            crops: N chips, each uint8 of shape (150, 150, 3) RGB.
+
+        Returns:
+            encodings, float32 of shape (N, 128).
+        """
+        crops = list(crops)
+        _check_crops(crops, self.chip_size)
+        if not crops:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._get_model()
+        chips = [np.ascontiguousarray(c) for c in crops]
+        vecs = model.compute_face_descriptor(chips, self.num_jitters)
+        return np.asarray([np.asarray(v) for v in vecs], dtype=np.float32).reshape(len(chips), self.dim)
+
+    def __repr__(self) -> str:
+        return f"DlibResNetEncoder(weights={self.weights!r}, num_jitters={self.num_jitters})"

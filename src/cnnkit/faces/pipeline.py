@@ -1,0 +1,216 @@
+"""The face pipeline: image -> detect -> align -> encode, in one object that keeps its models.
+
+>>> pipe = FacePipeline()                        # RetinaFace + dlib ResNet, weights load on first use
+>>> face = pipe.encode_one("alice.jpg")          # exactly one face required
+>>> [f.box for f in pipe.faces("group.jpg")]     # every face, largest first
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from cnnkit.core.errors import CnnkitError, MultipleFacesError, NoFaceFoundError, UnknownNameError
+from cnnkit.data.image_io import load_image
+from cnnkit.faces.align import align_face, sp5_box
+from cnnkit.faces.detect import FaceDetector, ShapePredictor5, as_rgb_uint8, create_detector
+from cnnkit.faces.encoders import FaceEncoder, load_face_encoder
+from cnnkit.faces.types import Detection, FaceResult
+
+__all__ = ["FacePipeline", "primary_face", "ALIGNMENTS"]
+
+#: ``"landmarks"``: align the detector's own five points onto their template.
+#: ``"sp5"``: run dlib's 5-point shape predictor in a dlib-style box placed from the detection, then
+#: align its points onto dlib's template (what dlib's training chips were made from).
+ALIGNMENTS = ("landmarks", "sp5")
+
+ImageInput = str | os.PathLike[str] | np.ndarray
+
+
+def primary_face(dets: list[Detection], image_shape: tuple[int, ...], *, min_ratio: float = 0.5) -> Detection:
+    """The main face of a photo: among faces at least ``min_ratio`` times as large (by area) as the
+    largest, the one whose box centre is closest to the image centre.
+
+    Portraits with bystanders (common in LFW) put the subject in the middle, but a much smaller
+    central face should not win over a large off-centre one.
+    """
+    if not dets:
+        raise NoFaceFoundError(None)
+    biggest = max(d.area for d in dets)
+    cy, cx = image_shape[0] / 2.0, image_shape[1] / 2.0
+    large = [d for d in dets if d.area >= min_ratio * biggest]
+    return min(large, key=lambda d: (d.center[0] - cx) ** 2 + (d.center[1] - cy) ** 2)
+
+
+class FacePipeline:
+    """Detect, align and encode faces.
+
+    Args:
+        encoder: a registered encoder name (see ``list_face_encoders()``), a dlib ``.dat`` file,
+            or an encoder object.
+        detector: ``"retinaface"`` (default) or ``"hog"`` (dlib HOG + 5-point predictor, the
+            face_recognition pipeline).
+        score_threshold: detector score threshold (``None``: the detector's default).
+        min_face_size: smallest face side in pixels (``None``: the detector's default).
+        device: ``"cpu"`` (``"cuda"`` lets onnxruntime use CUDA for detection where available).
+        alignment: one of :data:`ALIGNMENTS`; ``"sp5"`` is always used with ``"hog"``.
+        batch_size: chips per encoder call in :meth:`encode_many`.
+        detector_options: further :class:`~cnnkit.faces.detect.DetectorConfig` fields.
+
+    Attributes:
+        tag: the encoder's tag (stored with every encoding).
+        dim: encoding length.
+        default_threshold: the encoder's Euclidean distance threshold.
+    """
+
+    def __init__(
+        self,
+        encoder: str | os.PathLike[str] | FaceEncoder = "dlib_resnet",
+        *,
+        detector: str = "retinaface",
+        score_threshold: float | None = None,
+        min_face_size: int | None = None,
+        device: str = "cpu",
+        alignment: str = "landmarks",
+        batch_size: int = 32,
+        **detector_options: Any,
+    ) -> None:
+        if alignment not in ALIGNMENTS:
+            raise UnknownNameError(f"unknown alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
+        self.encoder: FaceEncoder = (
+            load_face_encoder(encoder, device=device) if isinstance(encoder, (str, os.PathLike)) else encoder
+        )
+        self.detector: FaceDetector = create_detector(
+            detector,
+            device=device,
+            score_threshold=score_threshold,
+            min_face_size=min_face_size,
+            **detector_options,
+        )
+        self.alignment = "sp5" if detector == "hog" else alignment
+        self.batch_size = int(batch_size)
+        self.device = device
+        self._sp5 = ShapePredictor5()
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def tag(self) -> str:
+        return self.encoder.tag
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    @property
+    def default_threshold(self) -> float:
+        return self.encoder.default_threshold
+
+    @property
+    def config_key(self) -> str:
+        """Everything that changes an encoding: encoder tag, detector, its settings, alignment."""
+        cfg = self.detector.config
+        settings = ",".join(f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if f.name != "threads")
+        return f"{self.tag}|{self.detector.tag}|{settings}|align={self.alignment}"
+
+    def __repr__(self) -> str:
+        return (
+            f"FacePipeline(encoder={self.encoder.name!r}, detector={self.detector.name!r}, "
+            f"alignment={self.alignment!r}, config={self.detector.config})"
+        )
+
+    # -- steps ------------------------------------------------------------------------------
+    def load(self, image: ImageInput) -> tuple[np.ndarray, str | None]:
+        """An RGB uint8 (H, W, 3) array and the file name (``None`` for arrays)."""
+        if isinstance(image, np.ndarray):
+            return as_rgb_uint8(image), None
+        return load_image(image), os.fspath(image)
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Every face in an RGB uint8 image, largest first."""
+        return self.detector.detect(rgb)
+
+    def align(self, rgb: np.ndarray, det: Detection) -> np.ndarray:
+        """The encoder's chip for one detection, uint8 (S, S, 3)."""
+        size, padding = self.encoder.chip_size, self.encoder.chip_padding
+        if self.alignment == "sp5" and det.kind != "dlib5":
+            landmarks = self._sp5(rgb, sp5_box(det.landmarks, det.kind))
+            return align_face(rgb, landmarks, kind="dlib5", size=size, padding=padding)
+        return align_face(rgb, det.landmarks, kind=det.kind, size=size, padding=padding)
+
+    def encode(self, chips: list[np.ndarray]) -> np.ndarray:
+        """Encodings of aligned chips, float32 (N, D)."""
+        return self.encoder.encode(chips)
+
+    # -- whole pipeline ---------------------------------------------------------------------
+    def faces(self, image: ImageInput) -> list[FaceResult]:
+        """Every face in the image (a path or an RGB/grey uint8 array), largest first."""
+        rgb, _ = self.load(image)
+        dets = self.detect(rgb)
+        if not dets:
+            return []
+        emb = self.encode([self.align(rgb, d) for d in dets])
+        return [_result(d, e) for d, e in zip(dets, emb)]
+
+    def encode_one(self, image: ImageInput, *, largest: bool = False) -> FaceResult:
+        """The one face of an image.
+
+        Args:
+            largest: when several faces are found, take the main one (see :func:`primary_face`)
+                instead of raising.
+
+        Raises:
+            NoFaceFoundError, MultipleFacesError: naming the file.
+            InvalidImageError: the file is not a usable image.
+        """
+        rgb, name = self.load(image)
+        det = self._select(self.detect(rgb), rgb.shape, name, largest)
+        return _result(det, self.encode([self.align(rgb, det)])[0])
+
+    def encode_many(
+        self, paths: Iterable[str | os.PathLike[str]], *, largest: bool = False
+    ) -> Iterator[tuple[str | os.PathLike[str], FaceResult | CnnkitError]]:
+        """Encode one face per file, in order, batching the encoder.
+
+        Yields:
+            ``(path, FaceResult)`` for good files and ``(path, error)`` for bad ones (the error is a
+            :class:`~cnnkit.core.errors.CnnkitError` naming the file; nothing is raised).
+        """
+        pending: list[tuple[Any, Detection | None, np.ndarray | CnnkitError]] = []
+        n_chips = 0
+        for path in paths:
+            try:
+                rgb, name = self.load(path)
+                det = self._select(self.detect(rgb), rgb.shape, name, largest)
+                pending.append((path, det, self.align(rgb, det)))
+                n_chips += 1
+            except CnnkitError as exc:
+                pending.append((path, None, exc))
+            if n_chips >= self.batch_size:
+                yield from self._flush(pending)
+                pending, n_chips = [], 0
+        yield from self._flush(pending)
+
+    def _flush(self, pending: list[tuple[Any, Detection | None, Any]]) -> Iterator[tuple[Any, Any]]:
+        chips = [c for _, det, c in pending if det is not None]
+        emb = iter(self.encode(chips)) if chips else iter(())
+        for path, det, item in pending:
+            yield (path, item) if det is None else (path, _result(det, next(emb)))
+
+    def _select(self, dets: list[Detection], shape: tuple[int, ...], name: str | None, largest: bool) -> Detection:
+        if not dets:
+            raise NoFaceFoundError(name)
+        if len(dets) > 1 and not largest:
+            raise MultipleFacesError(name, len(dets))
+        return primary_face(dets, shape)
+
+
+def _result(det: Detection, embedding: np.ndarray) -> FaceResult:
+    return FaceResult(
+        box=det.box,
+        score=det.score,
+        landmarks=np.asarray(det.landmarks, dtype=np.float32),
+        embedding=np.asarray(embedding, dtype=np.float32),
+    )

@@ -1,0 +1,214 @@
+"""Enrol, verify and identify against a gallery: the main job, as library functions the CLI calls.
+
+Distances are Euclidean between encodings; "same person" when ``distance <= threshold``. Where the
+threshold comes from, in order: an explicit value; the value ``cnnkit face calibrate`` stored in the
+gallery for this encoder; otherwise it is estimated from the gallery itself (:func:`gallery_threshold`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError
+from cnnkit.store.base import FaceSource, Gallery, Match, check_tag
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".ppm", ".gif", ".tif", ".tiff"}
+
+#: estimated false-positive identification rate the automatic threshold aims for
+AUTO_FPIR = 0.01
+#: fewer enrolled people than this: the encoder's default threshold is used as it is
+AUTO_MIN_PEOPLE = 10
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (``InvalidImageError`` if it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise InvalidImageError(path, exc.strerror or str(exc)) from exc
+
+
+def list_images(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand directories (recursively, sorted) into image files; plain files are kept as given."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def person_folders(root: str | os.PathLike[str]) -> list[tuple[str, list[Path]]]:
+    """``root/NAME/*.jpg`` -> [(NAME, [photos...])], sorted by name; empty folders are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidImageError(root, "not a directory of person folders")
+    people = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        photos = list_images([d])
+        if photos:
+            people.append((d.name, photos))
+    return people
+
+
+# -- thresholds -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float
+    source: str  # "explicit" | "calibrated" | "gallery" | "default"
+
+
+def gallery_threshold(gallery: Gallery, default: float, *, fpir: float = AUTO_FPIR,
+                      max_people: int = 2000, seed: int = 0) -> float:
+    """A threshold estimated from the gallery's own between-person distances, with no extra step.
+
+    A stranger is accepted as someone when their distance to any of the K enrolled people falls
+    below the threshold. The distances between different enrolled people stand in for a
+    stranger's distances: a normal distribution is fitted to them, and the threshold is set so
+    that a stranger clears all K comparisons with probability ``1 - fpir``, i.e. each comparison
+    has false-acceptance rate ``1 - (1 - fpir) ** (1 / K)``. The bigger the gallery, the stricter
+    the threshold, as open-set identification demands. Never above the encoder's ``default``;
+    with fewer than ``AUTO_MIN_PEOPLE`` people the default is returned. At most ``max_people``
+    people (a seeded random sample) enter the fit, so its cost stays bounded.
+    """
+    from statistics import NormalDist
+
+    matrix, names = gallery.embeddings()
+    people, labels = np.unique(np.asarray(names, dtype=object), return_inverse=True) if names else ([], None)
+    k = len(people)
+    if k < AUTO_MIN_PEOPLE:
+        return float(default)
+    if k > max_people:
+        keep = np.isin(labels, np.random.default_rng(seed).choice(k, max_people, replace=False))
+        matrix, labels = matrix[keep], labels[keep]
+    m = matrix.astype(np.float64)
+    sq = (m * m).sum(1)
+    d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * m @ m.T, 0.0))
+    iu = np.triu_indices(len(m), 1)
+    between = d[iu][labels[iu[0]] != labels[iu[1]]]
+    far = 1.0 - (1.0 - fpir) ** (1.0 / k)
+    tau = NormalDist(float(between.mean()), float(between.std()) or 1e-9).inv_cdf(far)
+    return float(min(default, tau))
+
+
+def resolve_threshold(gallery: Gallery | None, tag: str, default: float, explicit: float | None = None) -> Threshold:
+    if explicit is not None:
+        return Threshold(float(explicit), "explicit")
+    if gallery is not None:
+        stored = gallery.get_setting(tag, "threshold")
+        if stored is not None:
+            return Threshold(float(stored["value"] if isinstance(stored, dict) else stored), "calibrated")
+        if gallery.encoder_tag is not None:
+            return Threshold(gallery_threshold(gallery, default), "gallery")
+    return Threshold(float(default), "default")
+
+
+# -- enrolment --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EnrolOutcome:
+    image: str
+    name: str
+    status: str  # "enrolled" | "skipped" | "error"
+    error: str | None = None
+    box: tuple[float, float, float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "name": self.name, "status": self.status, "error": self.error,
+                "box": None if self.box is None else [round(v, 1) for v in self.box]}
+
+
+def enrol_photos(pipeline: Any, gallery: Gallery, items: Sequence[tuple[str, Path]], *, largest: bool = False,
+                 skip_existing: bool = True, on_progress: Callable[[EnrolOutcome], None] | None = None
+                 ) -> Iterator[EnrolOutcome]:
+    """Enrol each (name, photo): one transaction per photo, so every good photo is committed and
+    every bad one reported; an interruption loses at most the photo in flight. Photos already in
+    the gallery (same SHA-256) are skipped, which makes a rerun resume where it stopped."""
+    check_tag(gallery.encoder_tag, pipeline.tag)
+    for name, photo in items:
+        try:
+            digest = sha256_of(photo)
+            if skip_existing and gallery.has_source(digest):
+                outcome = EnrolOutcome(str(photo), name, "skipped", "already enrolled")
+            else:
+                face = pipeline.encode_one(photo, largest=largest)
+                gallery.add_faces(name, face.embedding[None, :], tag=pipeline.tag,
+                                  sources=[FaceSource(Path(photo).name, digest, tuple(face.box))])
+                outcome = EnrolOutcome(str(photo), name, "enrolled", box=tuple(face.box))
+        except EncoderMismatchError:
+            raise
+        except CnnkitError as exc:
+            outcome = EnrolOutcome(str(photo), name, "error", str(exc))
+        if on_progress is not None:
+            on_progress(outcome)
+        yield outcome
+
+
+# -- verification and identification ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Verification:
+    name: str
+    image: str
+    distance: float
+    threshold: float
+    match: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "image": self.image, "distance": round(self.distance, 6),
+                "threshold": round(self.threshold, 6), "match": self.match}
+
+
+def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.PathLike[str], *,
+                 threshold: Threshold, largest: bool = True) -> Verification:
+    """Is the (largest) face in ``photo`` the enrolled person ``name``? One encoder pass."""
+    if name not in {p.name for p in gallery.people()}:
+        raise UnknownNameError(f"{name!r} is not enrolled in this gallery")
+    check_tag(gallery.encoder_tag, pipeline.tag)
+    face = pipeline.encode_one(photo, largest=largest)
+    matrix, names = gallery.embeddings()
+    own = matrix[np.asarray(names) == name].astype(np.float64)
+    dist = float(np.sqrt(((own - face.embedding.astype(np.float64)) ** 2).sum(1)).min())
+    return Verification(name, str(photo), dist, threshold.value, dist <= threshold.value)
+
+
+@dataclass(frozen=True)
+class IdentifiedFace:
+    box: tuple[float, float, float, float]
+    name: str | None
+    distance: float | None
+    candidates: list[Match] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": [round(v, 1) for v in self.box], "name": self.name,
+                "distance": None if self.distance is None else round(self.distance, 6),
+                "candidates": [{"name": c.name, "distance": round(c.distance, 6)} for c in self.candidates]}
+
+
+def identify_faces(embeddings: np.ndarray, boxes: Sequence[tuple[float, float, float, float]], gallery: Gallery,
+                   *, threshold: float, k: int = 5) -> list[IdentifiedFace]:
+    """Name each face (or None when its nearest person is farther than ``threshold``)."""
+    if len(embeddings) == 0:
+        return []
+    out = []
+    for box, matches in zip(boxes, gallery.search(np.asarray(embeddings, np.float32), k=k)):
+        best = matches[0] if matches else None
+        name = best.name if best is not None and best.distance <= threshold else None
+        out.append(IdentifiedFace(tuple(box), name, None if best is None else best.distance, matches))
+    return out
+
+
+def identify_photo(pipeline: Any, gallery: Gallery, photo: str | os.PathLike[str], *, threshold: float,
+                   k: int = 5) -> list[IdentifiedFace]:
+    """Every face in ``photo``, each named or unknown."""
+    check_tag(gallery.encoder_tag, pipeline.tag)
+    faces = pipeline.faces(photo)
+    emb = np.stack([f.embedding for f in faces]) if faces else np.empty((0, pipeline.dim), np.float32)
+    return identify_faces(emb, [f.box for f in faces], gallery, threshold=threshold, k=k)
