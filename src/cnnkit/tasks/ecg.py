@@ -1,0 +1,61 @@
+"""``ecg200`` and ``ecg5000``: heartbeat classification on UCR series with a 1D fully convolutional
+network (three conv blocks without pooling, global average pooling; Wang et al., 2017)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from cnnkit.data.ecg import UCR_SETS, load_ucr, znormalize
+from cnnkit.tasks._loop import accuracy, fit, predict_logits
+from cnnkit.tasks.registry import ConvTask, DataPath, register_task
+
+
+def _tensors(name: str, split: str, data: DataPath) -> tuple[Tensor, Tensor]:
+    x, y = load_ucr(name, split, root=data)  # type: ignore[arg-type]
+    return torch.from_numpy(znormalize(x))[:, None], torch.from_numpy(y)
+
+
+def augment_series(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Random amplitude scaling (x0.9-1.1), a small offset and Gaussian noise (sd 0.05) per series
+    (B, 1, L): the label of a heartbeat does not depend on them."""
+    b = len(x)
+    scale = 0.9 + 0.2 * torch.rand(b, 1, 1, generator=gen)
+    offset = 0.1 * torch.randn(b, 1, 1, generator=gen)
+    return x * scale + offset + 0.05 * torch.randn(x.shape, generator=gen)
+
+
+class _UCRTask(ConvTask):
+    dataset: str
+    metric = "accuracy"
+    model = "classifier1d"
+    preprocessing = {"znormalize": "per series"}
+    batch_size = 16
+    lr = 3e-3
+
+    def fit(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
+        x, y = _tensors(self.dataset, "train", data)
+        return fit(model, x, y, epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
+                   augment=augment_series, progress=progress, desc=self.name)
+
+    def score(self, model: nn.Module, *, data: DataPath) -> dict[str, float]:
+        x, y = _tensors(self.dataset, "test", data)
+        return {"accuracy": accuracy(predict_logits(model, x).argmax(1), y), "n_test": float(len(y))}
+
+
+@register_task
+class ECG200(_UCRTask):
+    name, dataset, epochs = "ecg200", "ECG200", 300
+    input_shape = (1, UCR_SETS["ECG200"].length)
+    classes = ("abnormal (-1)", "normal (1)")
+    model_kwargs = {"in_channels": 1, "num_classes": 2, "widths": (64, 128, 64), "kernel_sizes": (7, 5, 3),
+                    "downsample": "none", "dropout": 0.2}
+
+
+@register_task
+class ECG5000(_UCRTask):
+    name, dataset, epochs = "ecg5000", "ECG5000", 100
+    input_shape = (1, UCR_SETS["ECG5000"].length)
+    classes = ("normal", "R-on-T PVC", "PVC", "SP or EB", "unclassified beat")
+    batch_size = 32
+    model_kwargs = {"in_channels": 1, "num_classes": 5, "widths": (64, 128, 64), "kernel_sizes": (7, 5, 3),
+                    "downsample": "none", "dropout": 0.2}

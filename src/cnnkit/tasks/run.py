@@ -1,0 +1,54 @@
+"""Train and evaluate a registered task: the library side of ``cnnkit conv train/evaluate``."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnkit import __version__
+from cnnkit.tasks.registry import DataPath, get_task
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A trained model, its config (saved beside the weights) and the training wall time."""
+
+    model: nn.Module
+    config: dict[str, Any]
+    seconds: float
+
+
+def train_task(name: str, *, epochs: int | None = None, seed: int = 0, data: DataPath = None,
+               progress: bool = True, evaluate: bool = True) -> TrainResult:
+    """Train task ``name`` from a seeded random init for ``epochs`` (default: the task's), then score
+    it on the task's test data when ``evaluate``.
+
+    The same seed, data and thread count give the same model."""
+    task = get_task(name)
+    epochs = task.epochs if epochs is None else epochs
+    torch.manual_seed(seed)
+    model = task.build()
+    start = time.perf_counter()
+    losses = task.fit(model, epochs=epochs, seed=seed, data=data, progress=progress)
+    seconds = time.perf_counter() - start
+    config: dict[str, Any] = {
+        "task": task.name, "metric": task.metric, "model": task.model, "model_kwargs": dict(task.model_kwargs),
+        "input_shape": list(task.input_shape), "classes": list(task.classes),
+        "preprocessing": dict(task.preprocessing), "epochs": epochs, "seed": seed,
+        "train_seconds": round(seconds, 2), "losses": [round(v, 5) for v in losses],
+        "torch_threads": torch.get_num_threads(), "cnnkit_version": __version__,
+    }
+    if evaluate:
+        config["metrics"] = task.score(model, data=data)
+    return TrainResult(model, config, seconds)
+
+
+def evaluate_model(model: nn.Module, config: dict[str, Any], *, data: DataPath = None) -> tuple[dict[str, float], float]:
+    """Score a trained model on its task's test data. Returns (metrics, seconds)."""
+    task = get_task(config["task"])
+    start = time.perf_counter()
+    metrics = task.score(model.eval(), data=data)
+    return metrics, time.perf_counter() - start
