@@ -500,45 +500,47 @@ class PgVectorGallery:
             q = q[None, :]
         if k < 1:
             raise StoreError(f"k must be >= 1, got {k}")
-        dim = self.dim
-        if dim is None:
-            return [[] for _ in range(len(q))]
-        if q.ndim != 2 or q.shape[1] != dim:
-            raise StoreError(f"queries must have shape (M, {dim}), got {q.shape}")
-        if not np.all(np.isfinite(q)):
-            raise StoreError("queries must be finite (no NaN or inf)")
-        use_index = self.index is not None if exact is None else not exact
-        if use_index and self.index is None:
-            raise StoreError(f"{self.path}: this gallery has no HNSW index (create one first)")
-        expr = f"vector::vector({dim})" if use_index else "vector"
-        ef = max(ef_search or 40, k)
         with self._lock, self.conn.cursor(binary=True) as cur:
+            meta = self._meta(cur)
+            if "dim" not in meta:
+                return [[] for _ in range(len(q))]
+            dim, index = int(meta["dim"]), meta.get("index")
+            if q.ndim != 2 or q.shape[1] != dim:
+                raise StoreError(f"queries must have shape (M, {dim}), got {q.shape}")
+            if not np.all(np.isfinite(q)):
+                raise StoreError("queries must be finite (no NaN or inf)")
+            use_index = index is not None if exact is None else not exact
+            if use_index and index is None:
+                raise StoreError(f"{self.path}: this gallery has no HNSW index (create one first)")
+            ef = max(ef_search or 40, k)
             if use_index and ef != self._ef_search:
                 cur.execute(f"SET hnsw.ef_search = {int(ef)}")
                 self._ef_search = ef
+            expr = f"vector::vector({dim})" if use_index else "vector"
             sql = self._sql(f"SELECT f.person_id, f.vector, p.name FROM {{s}}.faces f JOIN {{s}}.people p "
                             f"ON p.id = f.person_id ORDER BY f.{expr} <-> %s::vector({dim}) LIMIT %s")
             return [self._nearest_people(cur, sql, vec, k, cap=ef if use_index else None) for vec in q]
 
     @staticmethod
     def _nearest_people(cur: psycopg.Cursor, sql: str, vec: np.ndarray, k: int, *, cap: int | None) -> list[Match]:
-        """The first k (+2 for float32 ties) distinct people in face-distance order, fetching
-        more faces until found or the gallery (or the HNSW candidate list) is exhausted."""
-        limit = 4 * k + 8
-        want = k + 2
+        """The first k (+2 for float32 near-ties) distinct people in face-distance order, fetching
+        more faces until found or the gallery (or the HNSW candidate list) is exhausted; their
+        distances are recomputed in float64."""
+        limit, want = 4 * k + 8, k + 2
         while True:
             rows = cur.execute(sql, (vec, limit)).fetchall()
+            if not rows:
+                return []
+            dist = np.sqrt(((np.stack([r[1] for r in rows]).astype(np.float64) - vec.astype(np.float64)) ** 2).sum(1))
             best: dict[int, tuple[float, str]] = {}
-            q64 = vec.astype(np.float64)
-            for pid, v, name in rows:
-                d = float(np.sqrt(((v.astype(np.float64) - q64) ** 2).sum()))
-                if pid not in best or d < best[pid][0]:
-                    if pid in best or len(best) < want:
-                        best[pid] = (d, name)
+            for (pid, _, name), d in zip(rows, dist.tolist()):
+                if pid in best:
+                    best[pid] = min(best[pid], (d, name))
+                elif len(best) < want:
+                    best[pid] = (d, name)
             exhausted = len(rows) < limit or (cap is not None and limit >= cap)
             if len(best) >= want or exhausted:
-                ranked = sorted(best.values(), key=lambda t: (t[0], t[1]))[:k]
-                return [Match(name, d) for d, name in ranked]
+                return [Match(name, d) for d, name in sorted(best.values())[:k]]
             limit *= 4
 
     def disk_bytes(self) -> dict[str, int]:

@@ -1,0 +1,196 @@
+"""Gallery backends side by side: SQLite (exact, numpy) and PostgreSQL + pgvector (exact scan and HNSW).
+
+For each size N: N synthetic unit vectors (D=128, one face per person), inserted through each
+backend's write path (SQLite: ``add_faces`` per person, one transaction each; PostgreSQL: ``add_batch``
+= COPY in batches, and ``add_faces`` per person on a sample); single-query latency p50/p99 of exact
+search on both and of HNSW search at several ``ef_search``; HNSW recall@10 (people) against exact
+numpy ground truth; client RSS, server RSS and on-disk size.
+
+Queries are enrolled vectors plus noise (a second photo of an enrolled person: distance ~0.5).
+
+    python benchmarks/gallery_backends.py --sizes 100000 1000000 [--json] [--pg-url URL]
+
+Without ``--pg-url`` a PostgreSQL 16 server is started through pgserver in a temporary directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import psutil
+import psycopg
+
+from cnnkit.store import SQLiteGallery
+from cnnkit.store.pgvector import PgVectorGallery
+
+
+def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def pct(lat: list[float]) -> dict[str, float]:
+    a = np.asarray(lat) * 1000
+    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
+
+
+def ground_truth(x: np.ndarray, queries: np.ndarray, k: int) -> list[set[str]]:
+    out = []
+    for q in queries:
+        d = ((x - q) ** 2).sum(1)
+        out.append({f"p{i:07d}" for i in np.argpartition(d, k)[:k]})
+    return out
+
+
+def recall(results: list[list], truth: list[set[str]]) -> float:
+    return float(np.mean([len({m.name for m in r} & t) / len(t) for r, t in zip(results, truth)]))
+
+
+def timed_queries(fn, queries: np.ndarray) -> tuple[list, list[float]]:
+    res, lat = [], []
+    for q in queries:
+        t = time.perf_counter()
+        res.append(fn(q)[0])
+        lat.append(time.perf_counter() - t)
+    return res, lat
+
+
+def server_rss(pg: PgVectorGallery) -> int:
+    pid = pg.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        postmaster = psutil.Process(pid).parent()
+        procs = [postmaster, *postmaster.children()]
+        return int(sum(p.memory_info().rss for p in procs))
+    except psutil.Error:
+        return -1
+
+
+def run_size(n: int, args: argparse.Namespace, pg_url: str, workdir: Path, log) -> dict:
+    rng = np.random.default_rng(n)
+    d, k = args.dim, 10
+    x = unit(rng, n, d)
+    names = [f"p{i:07d}" for i in range(n)]
+    picks = rng.choice(n, size=args.queries, replace=False)
+    queries = x[picks] + rng.standard_normal((args.queries, d), dtype=np.float32) * (0.5 / np.sqrt(d))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = ground_truth(x, queries, k)
+    row: dict = {"n": n, "dim": d}
+
+    # ---- SQLite ----------------------------------------------------------------------------
+    path = workdir / f"g{n}.sqlite"
+    sq = SQLiteGallery(path)
+    t = time.perf_counter()
+    for i in range(n):
+        sq.add_faces(names[i], x[i:i + 1], tag="bench")
+    row["sqlite_insert_per_s"] = round(n / (time.perf_counter() - t))
+    log(f"[{n}] sqlite insert {row['sqlite_insert_per_s']}/s")
+    rss0 = psutil.Process().memory_info().rss
+    t = time.perf_counter()
+    sq.search(queries[:1], k=k)
+    row["sqlite_first_search_s"] = round(time.perf_counter() - t, 2)  # loads the matrix
+    res, lat = timed_queries(lambda q: sq.search(q, k=k), queries)
+    row["sqlite_exact"] = {**pct(lat), "recall@10": round(recall(res, truth), 4)}
+    row["sqlite_client_rss_delta_mb"] = round((psutil.Process().memory_info().rss - rss0) / 2**20)
+    row["sqlite_disk_mb"] = round(sum(p.stat().st_size for p in workdir.glob(f"g{n}.sqlite*")) / 2**20, 1)
+    sq.close()
+    log(f"[{n}] sqlite exact {row['sqlite_exact']}")
+
+    # ---- PostgreSQL ------------------------------------------------------------------------
+    schema = f"bench_{n}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    pg = PgVectorGallery(pg_url, schema=schema)
+    sample = min(args.single_sample, n)
+    t = time.perf_counter()
+    for i in range(sample):
+        pg.add_faces(names[i], x[i:i + 1], tag="bench")
+    row["pg_add_faces_per_s"] = round(sample / (time.perf_counter() - t))
+    t = time.perf_counter()
+    for s in range(sample, n, args.batch):
+        pg.add_batch(names[s:s + args.batch], x[s:s + args.batch], tag="bench")
+    row["pg_copy_insert_per_s"] = round((n - sample) / (time.perf_counter() - t))
+    log(f"[{n}] pg add_faces {row['pg_add_faces_per_s']}/s, COPY batches {row['pg_copy_insert_per_s']}/s")
+    pg.conn.execute(f'VACUUM ANALYZE "{schema}".faces')
+    nq = min(args.exact_queries, len(queries))
+    res, lat = timed_queries(lambda q: pg.search(q, k=k, exact=True), queries[:nq])
+    row["pg_exact"] = {**pct(lat), "recall@10": round(recall(res, truth[:nq]), 4), "queries": nq}
+    log(f"[{n}] pg exact {row['pg_exact']}")
+    row["pg_disk_mb_before_index"] = round(pg.disk_bytes()["total"] / 2**20, 1)
+    t = time.perf_counter()
+    pg.create_index("hnsw", m=16, ef_construction=64, maintenance_work_mem=args.maintenance_work_mem)
+    row["pg_hnsw_build_s"] = round(time.perf_counter() - t, 1)
+    log(f"[{n}] pg HNSW build {row['pg_hnsw_build_s']} s")
+    for ef in args.ef_search:
+        pg.search(queries[0], k=k, ef_search=ef)  # warm
+        res, lat = timed_queries(lambda q: pg.search(q, k=k, ef_search=ef), queries)
+        row[f"pg_hnsw_ef{ef}"] = {**pct(lat), "recall@10": round(recall(res, truth), 4)}
+        log(f"[{n}] pg hnsw ef_search={ef} {row[f'pg_hnsw_ef{ef}']}")
+    sizes = pg.disk_bytes()
+    row["pg_disk_mb"] = round(sizes["total"] / 2**20, 1)
+    row["pg_index_mb"] = round(sizes["faces_indexes"] / 2**20, 1)
+    row["pg_server_rss_mb"] = round(server_rss(pg) / 2**20)
+    pg.conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    pg.close()
+    path.unlink(missing_ok=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--exact-queries", type=int, default=50, help="exact PostgreSQL scans timed (slow at 1e6)")
+    ap.add_argument("--ef-search", type=int, nargs="+", default=[40, 100, 200, 400])
+    ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--single-sample", type=int, default=1000, help="faces inserted one transaction each")
+    ap.add_argument("--maintenance-work-mem", default="2GB")
+    ap.add_argument("--pg-url", default=os.environ.get("CNNKIT_BENCH_PG_URL"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    def log(msg: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as tmp:
+        server = None
+        url = args.pg_url
+        if url is None:
+            import pgserver
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+            url = server.get_uri()
+        try:
+            rows = [run_size(n, args, url, Path(tmp), log) for n in args.sizes]
+        finally:
+            if server is not None:
+                server.cleanup()
+    if args.json:
+        print(json.dumps({"benchmark": "gallery_backends", "cpus": os.cpu_count(), "rows": rows}))
+        return
+    print(f"{'N':>8} {'backend/search':<22} {'insert/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>9}")
+    for r in rows:
+        print(f"{r['n']:>8} {'sqlite exact (numpy)':<22} {r['sqlite_insert_per_s']:>9} "
+              f"{r['sqlite_exact']['p50_ms']:>8} {r['sqlite_exact']['p99_ms']:>8} {r['sqlite_exact']['recall@10']:>9}")
+        print(f"{r['n']:>8} {'pg exact (<-> scan)':<22} {r['pg_copy_insert_per_s']:>9} "
+              f"{r['pg_exact']['p50_ms']:>8} {r['pg_exact']['p99_ms']:>8} {r['pg_exact']['recall@10']:>9}")
+        for key in (k for k in r if k.startswith("pg_hnsw_ef")):
+            v = r[key]
+            print(f"{r['n']:>8} {'pg hnsw ef=' + key[10:]:<22} {'':>9} {v['p50_ms']:>8} {v['p99_ms']:>8} {v['recall@10']:>9}")
+        print(f"{'':>8} disk: sqlite {r['sqlite_disk_mb']} MB, pg {r['pg_disk_mb']} MB (HNSW {r['pg_index_mb']} MB); "
+              f"HNSW build {r['pg_hnsw_build_s']} s; pg add_faces {r['pg_add_faces_per_s']}/s; "
+              f"sqlite matrix RSS +{r['sqlite_client_rss_delta_mb']} MB; pg server RSS {r['pg_server_rss_mb']} MB")
+
+
+if __name__ == "__main__":
+    main()
