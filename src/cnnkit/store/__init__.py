@@ -8,9 +8,9 @@ from cnnkit.store.base import FaceSource, Gallery, Match, Person
 from cnnkit.store.sqlite import SQLiteGallery
 
 
-def open_gallery(db: str | os.PathLike[str] | None = None, **kwargs: object) -> Gallery:
+def open_gallery(db: str | os.PathLike[str] | None = None, *, create: bool = True, **kwargs: object) -> Gallery:
     """Open a gallery: a ``postgresql://`` URL or a SQLite path (default: $CNNKIT_DB, else the XDG
-    data dir's ``cnnkit/gallery.sqlite``)."""
+    data dir's ``cnnkit/gallery.sqlite``). ``create=False`` refuses to create a missing SQLite file."""
     from cnnkit.core.paths import default_gallery
 
     target = os.fspath(db) if db is not None else default_gallery()
@@ -18,7 +18,7 @@ def open_gallery(db: str | os.PathLike[str] | None = None, **kwargs: object) -> 
         from cnnkit.store.pgvector import PgVectorGallery  # optional extra
 
         return PgVectorGallery(target, **kwargs)  # type: ignore[arg-type]
-    return SQLiteGallery(target, **kwargs)  # type: ignore[arg-type]
+    return SQLiteGallery(target, create=create, **kwargs)  # type: ignore[arg-type]
 
 
 __all__ = ["FaceSource", "Gallery", "Match", "Person", "SQLiteGallery", "open_gallery"]

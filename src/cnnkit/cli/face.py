@@ -1,0 +1,309 @@
+"""``cnnkit face ...``: enrol, verify, identify, compare, people, calibrate, evaluate."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cnnkit.cli._options import db_option, device_option, format_option
+from cnnkit.cli._output import emit
+from cnnkit.core.errors import CnnkitError, EncoderMismatchError
+
+
+def encoder_option(fn):
+    fn = click.option("--detector", default="retinaface", show_default=True,
+                      help="Face detector: retinaface or hog (dlib's, as face_recognition).")(fn)
+    return click.option("--encoder", default="dlib_resnet", show_default=True,
+                        help="Encoder name, or the path of a model trained with `cnnkit train`.")(fn)
+
+
+def threshold_option(fn):
+    return click.option("--threshold", type=float, default=None,
+                        help="Distance threshold [default: calibrated for this gallery's encoder, else "
+                             "estimated from the gallery, else the encoder's default].")(fn)
+
+
+def _pipeline(encoder: str, detector: str, device: str):
+    from cnnkit.faces import FacePipeline
+
+    return FacePipeline(encoder, detector=detector, device=device)
+
+
+def _gallery(db: str | None, *, create: bool = True):
+    from cnnkit.store import open_gallery
+
+    return open_gallery(db, create=create)
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="photo", file=sys.stderr, disable=total < 2, leave=False)
+
+
+@click.group()
+def face() -> None:
+    """One-shot face verification (1:1) and recognition (1:K) on a stored gallery."""
+
+
+@face.command()
+@click.argument("name", required=False)
+@click.argument("photos", nargs=-1, type=click.Path())
+@click.option("--folders", type=click.Path(file_okay=False), default=None,
+              help="Enrol DIR/NAME/*.jpg: one sub-folder per person (NAME and PHOTOS are then not given).")
+@click.option("--largest", is_flag=True, help="Take the largest face when a photo shows several.")
+@click.option("--shard", default=None, metavar="I/N", help="Only enrol the photos of shard I of N (0-based).")
+@encoder_option
+@device_option
+@db_option
+@format_option
+def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, largest: bool, shard: str | None,
+           encoder: str, detector: str, device: str, db: str | None, fmt: str) -> None:
+    """Enrol NAME from one or more PHOTOS (one is enough), or every person under --folders DIR.
+
+    Each photo is committed on its own: good photos are kept, bad ones reported; a rerun skips
+    photos already enrolled, so an interrupted enrolment resumes where it stopped."""
+    from cnnkit.faces.recognition import enrol_photos, person_folders
+
+    if folders:
+        if name or photos:
+            raise click.UsageError("give either NAME PHOTO... or --folders DIR, not both")
+        items = [(person, p) for person, ps in person_folders(folders) for p in ps]
+    else:
+        if not name or not photos:
+            raise click.UsageError("give NAME and at least one PHOTO (or --folders DIR)")
+        items = [(name, Path(p)) for p in photos]
+    if shard:
+        items = _select_shard(items, shard)
+    gallery = _gallery(db)
+    pipeline = _pipeline(encoder, detector, device)
+    outcomes = []
+    bar = _progress(len(items), "enrolling")
+    try:
+        for outcome in enrol_photos(pipeline, gallery, items, largest=largest):
+            outcomes.append(outcome)
+            bar.update(1)
+            if outcome.status == "error":
+                click.echo(f"error: {outcome.error}", err=True)
+    except KeyboardInterrupt:
+        bar.close()
+        done = sum(o.status == "enrolled" for o in outcomes)
+        click.echo(f"interrupted: {done} photos enrolled and committed; rerun the same command to resume", err=True)
+        sys.exit(130)
+    finally:
+        bar.close()
+        gallery.close()
+    rows = [o.to_dict() for o in outcomes]
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("enrolled", "skipped", "error")}
+    emit({"enrolled": counts["enrolled"], "skipped": counts["skipped"], "errors": counts["error"], "photos": rows},
+         fmt, rows=rows, columns=["image", "name", "status", "error"])
+    if counts["error"]:
+        sys.exit(2)
+
+
+def _select_shard(items: list, shard: str) -> list:
+    try:
+        i, n = (int(v) for v in shard.split("/"))
+        assert 0 <= i < n
+    except (ValueError, AssertionError):
+        raise click.BadParameter(f"{shard!r}: expected I/N with 0 <= I < N", param_hint="--shard") from None
+    import hashlib
+
+    return [it for it in items if int(hashlib.sha1(str(it[1]).encode()).hexdigest(), 16) % n == i]
+
+
+@face.command()
+@click.argument("name")
+@click.argument("photo", type=click.Path())
+@threshold_option
+@encoder_option
+@device_option
+@db_option
+@format_option
+def verify(name: str, photo: str, threshold: float | None, encoder: str, detector: str, device: str,
+           db: str | None, fmt: str) -> None:
+    """Is the face in PHOTO the enrolled person NAME? Exit 0 when it matches, 1 when it does not,
+    2 on error. (No liveness check: a photo of a photo matches too.)"""
+    from cnnkit.faces.recognition import resolve_threshold, verify_photo
+
+    gallery = _gallery(db, create=False)
+    pipeline = _pipeline(encoder, detector, device)
+    thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold, threshold)
+    result = verify_photo(pipeline, gallery, name, photo, threshold=thr)
+    emit(result.to_dict(), fmt)
+    sys.exit(0 if result.match else 1)
+
+
+@face.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.option("-k", "--top", "k", type=int, default=5, show_default=True, help="Candidates per face.")
+@threshold_option
+@encoder_option
+@device_option
+@db_option
+@format_option
+def identify(photos: tuple[str, ...], k: int, threshold: float | None, encoder: str, detector: str,
+             device: str, db: str | None, fmt: str) -> None:
+    """Name every face in every PHOTO (directories are searched recursively), or "unknown" (null)."""
+    from cnnkit.faces.recognition import identify_photo, list_images, resolve_threshold
+
+    gallery = _gallery(db, create=False)
+    pipeline = _pipeline(encoder, detector, device)
+    thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold, threshold)
+    results: list[dict[str, Any]] = []
+    errors = 0
+    images = list_images(photos)
+    with _progress(len(images), "identifying") as bar:
+        for image in images:
+            try:
+                faces = identify_photo(pipeline, gallery, image, threshold=thr.value, k=k)
+                results.append({"image": str(image), "faces": [f.to_dict() for f in faces]})
+            except EncoderMismatchError:
+                raise
+            except CnnkitError as exc:
+                errors += 1
+                click.echo(f"error: {exc}", err=True)
+                results.append({"image": str(image), "faces": [], "error": str(exc)})
+            bar.update(1)
+    rows = [{"image": r["image"], "box": f["box"], "name": f["name"] if f["name"] is not None else "unknown",
+             "distance": f["distance"]} for r in results for f in r["faces"]]
+    emit({"threshold": thr.value, "threshold_source": thr.source, "results": results}, fmt,
+         rows=rows, columns=["image", "box", "name", "distance"])
+    if errors:
+        sys.exit(2)
+
+
+@face.command()
+@click.argument("photo_a", type=click.Path())
+@click.argument("photo_b", type=click.Path())
+@threshold_option
+@encoder_option
+@device_option
+@format_option
+def compare(photo_a: str, photo_b: str, threshold: float | None, encoder: str, detector: str, device: str,
+            fmt: str) -> None:
+    """Do PHOTO_A and PHOTO_B show the same person? (No gallery.) Exit 0 same, 1 different."""
+    import numpy as np
+
+    pipeline = _pipeline(encoder, detector, device)
+    a = pipeline.encode_one(photo_a, largest=True)
+    b = pipeline.encode_one(photo_b, largest=True)
+    thr = threshold if threshold is not None else pipeline.default_threshold
+    dist = float(np.linalg.norm(a.embedding.astype(np.float64) - b.embedding.astype(np.float64)))
+    emit({"image_a": photo_a, "image_b": photo_b, "distance": round(dist, 6), "threshold": thr,
+          "match": dist <= thr}, fmt)
+    sys.exit(0 if dist <= thr else 1)
+
+
+@face.command()
+@click.option("--remove", "remove", default=None, metavar="NAME", help="Delete NAME and all their encodings.")
+@db_option
+@format_option
+def people(remove: str | None, db: str | None, fmt: str) -> None:
+    """List the enrolled people (or remove one with --remove NAME)."""
+    gallery = _gallery(db, create=False)
+    if remove is not None:
+        n = gallery.remove_person(remove)
+        emit({"removed": remove, "encodings": n}, fmt)
+        return
+    rows = [{"name": p.name, "faces": p.faces, "enrolled": p.created_at} for p in gallery.people()]
+    emit({"encoder": gallery.encoder_tag, "people": rows}, fmt, rows=rows, columns=["name", "faces", "enrolled"])
+
+
+def _pair_distances(pairs_path: str, root: str, encoder: str, detector: str, device: str):
+    from cnnkit.faces import pair_distances, read_pairs
+
+    pipeline = _pipeline(encoder, detector, device)
+    pairs = read_pairs(pairs_path)
+    distances, same, no_face = pair_distances(pipeline, pairs, root)
+    return pipeline, pairs, distances, same, no_face
+
+
+@face.command()
+@click.argument("pairs_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Image root: image i of a person is ROOT/name/name_%04d.jpg.")
+@click.option("--plot", default="roc.png", show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the ROC curve (PNG).")
+@click.option("--store/--no-store", default=True, show_default=True,
+              help="Store the chosen threshold in the gallery for this encoder.")
+@encoder_option
+@device_option
+@db_option
+@format_option
+def calibrate(pairs_file: str, root: str, plot: str, store: bool, encoder: str, detector: str, device: str,
+              db: str | None, fmt: str) -> None:
+    """Choose the threshold on labelled pairs (LFW format): ROC, AUC, EER, TAR@FAR, and the
+    best-accuracy threshold, stored in the gallery for this encoder."""
+    from cnnkit.eval import roc_curve, verification_report
+
+    pipeline, _, distances, same, no_face = _pair_distances(pairs_file, root, encoder, detector, device)
+    report = verification_report(distances, same)
+    far, tar, _ = roc_curve(distances, same)
+    _plot_roc(far, tar, plot, title=f"{pipeline.tag}  AUC {report.auc:.4f}  EER {report.eer:.4f}")
+    if store:
+        gallery = _gallery(db)
+        gallery.set_setting(pipeline.tag, "threshold", {"value": report.threshold, "method": "calibrate",
+                                                        "pairs": Path(pairs_file).name, "accuracy": report.accuracy})
+        gallery.close()
+    out = report.to_dict() | {"encoder": pipeline.tag, "no_face": len(no_face), "roc_png": plot, "stored": store}
+    emit(out, fmt, rows=[{k: v for k, v in out.items()}])
+
+
+def _plot_roc(far, tar, path: str, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
+    ax.plot(far, tar, lw=1.5)
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false acceptance rate")
+    ax.set_ylabel("true acceptance rate")
+    ax.set_title(title, fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+@face.command()
+@click.argument("pairs_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Image root: image i of a person is ROOT/name/name_%04d.jpg.")
+@click.option("--train", "train_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="For a View 1 file: choose the threshold on these pairs (View 2: on the other 9 folds).")
+@encoder_option
+@device_option
+@format_option
+def evaluate(pairs_file: str, root: str, train_file: str | None, encoder: str, detector: str, device: str,
+             fmt: str) -> None:
+    """The LFW protocol: 10-fold accuracy for a View 2 file, or train/test for View 1 files."""
+    import numpy as np
+
+    from cnnkit.eval import best_threshold, kfold_accuracy, verification_report
+    from cnnkit.eval.verification import accuracy_at
+
+    pipeline, pairs, distances, same, no_face = _pair_distances(pairs_file, root, encoder, detector, device)
+    report = verification_report(distances, same)
+    folds = getattr(pairs, "folds", None)
+    if folds is not None and len(np.unique(folds)) > 1:
+        accs, thrs = kfold_accuracy(distances, same, folds)
+        threshold = float(np.mean(thrs))
+    elif train_file is not None:
+        _, _, d_train, y_train, nf_train = _pair_distances(train_file, root, encoder, detector, device)
+        threshold, _ = best_threshold(d_train, y_train)
+        accs = [accuracy_at(distances, same, threshold)]
+        no_face = list(no_face) + list(nf_train)
+    else:
+        raise click.UsageError("a View 1 pairs file needs --train PAIRS_TRAIN to choose the threshold on")
+    out = {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "folds": len(accs),
+           "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far, "threshold": threshold,
+           "no_face": len(set(no_face)), "pairs": report.pairs, "encoder": pipeline.tag}
+    emit(out, fmt)
