@@ -7,8 +7,11 @@ The PostgreSQL server is started once per test session by ``pg_url`` through ``p
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
+from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
@@ -19,25 +22,40 @@ BACKENDS = ["sqlite-memory", "sqlite-file", pytest.param("pgvector", marks=pytes
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_url() -> Iterator[str]:
     """URL of a PostgreSQL superuser connection on a server with pgvector."""
     if os.environ.get("CNNKIT_TEST_PG_URL"):
         yield os.environ["CNNKIT_TEST_PG_URL"]
         return
     try:
-        import pgserver
-    except ImportError as exc:  # pragma: no cover - pgserver is in the test extra
-        pytest.skip(f"pgserver is not installed ({exc}); install cnnkit[test] or set CNNKIT_TEST_PG_URL")
-    try:
         with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset -> /tmp/runtime-<uid>
             warnings.simplefilter("ignore")
-            server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
-    except Exception as exc:  # noqa: BLE001 - any failure to start means: no server for this session
-        pytest.skip(f"pgserver could not start PostgreSQL: {type(exc).__name__}: {exc}")
+            import pgserver
+    except ImportError as exc:  # pragma: no cover - pgserver is in the test extra
+        pytest.skip(f"pgserver is not installed ({exc}); install cnnkit[test] or set CNNKIT_TEST_PG_URL")
+    # Not under pytest's basetemp: every pytest session resets /tmp/pytest-of-<user> to 0700, which
+    # would lock the server's own user ("pgserver" when run as root) out of a directory in there.
+    base = Path(tempfile.mkdtemp(prefix="cnnkit-pgtest-"))
+    pgdata = base / "pgdata"
+    pgdata.mkdir()
+    error: Exception | None = None
+    for _ in range(3):  # pg_ctl is given 10 s; on a loaded machine the server may need longer
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                server = pgserver.get_server(pgdata, cleanup_mode="delete")
+            break
+        except Exception as exc:  # noqa: BLE001 - retried, then reported as the skip reason
+            error = exc
+            pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)  # forget the failed handle
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"pgserver could not start PostgreSQL in {pgdata}: {type(error).__name__}: {error}")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _drop_schema(url: str, schema: str) -> None:

@@ -359,11 +359,19 @@ class PgVectorGallery:
                     cp.write_row((fid, pid[name], tag, emb.shape[1], vec, src.file_name, src.sha256, box, now))
         return [int(i) for i in ids]
 
-    def remove_person(self, name: str, *, vacuum: bool = True) -> int:
+    def remove_person(self, name: str, *, vacuum: str = "normal") -> int:
         """Delete a person and every encoding of theirs; returns how many encodings were removed.
 
-        With ``vacuum`` (default) the table and its indexes are vacuumed afterwards, so the dead
-        rows (and their vectors) are removed from the pages, not only marked deleted."""
+        Args:
+            vacuum: ``"normal"`` (default): ``VACUUM`` afterwards, so the dead rows leave the table
+                and its indexes (PostgreSQL may still keep their bytes in the freed space of a page
+                until it is reused). ``"full"``: ``VACUUM FULL``, which rewrites the table and its
+                indexes into new files, so no byte of the removed vectors stays in them (it locks
+                the gallery and rebuilds the HNSW index: slow on large galleries). ``"none"``: leave
+                it to autovacuum. WAL segments and backups keep older copies until recycled.
+        """
+        if vacuum not in {"normal", "full", "none"}:
+            raise StoreError(f"vacuum must be 'normal', 'full' or 'none', got {vacuum!r}")
         with self.atomic(exclusive=True) as cur:
             row = cur.execute(self._sql("SELECT id FROM {s}.people WHERE name = %s"), (name,)).fetchone()
             if row is None:
@@ -374,10 +382,11 @@ class PgVectorGallery:
                 cur.execute(self._sql("DELETE FROM {s}.meta WHERE key IN ('encoder_tag', 'dim')"))
                 # the index is bound to D; it is rebuilt at the next first enrolment
                 cur.execute(self._sql("DROP INDEX IF EXISTS {s}.faces_hnsw"))
-        if vacuum:
+        if vacuum != "none":
             with self._lock:
-                self.conn.execute(self._sql("VACUUM {s}.faces"))
-                self.conn.execute(self._sql("VACUUM {s}.people"))
+                full = "FULL " if vacuum == "full" else ""
+                self.conn.execute(self._sql(f"VACUUM {full}{{s}}.faces"))
+                self.conn.execute(self._sql(f"VACUUM {full}{{s}}.people"))
         return int(n)
 
     def set_setting(self, tag: str, key: str, value: Any) -> None:
@@ -461,14 +470,14 @@ class PgVectorGallery:
             return int(self.conn.execute(self._sql("SELECT count(*) FROM {s}.faces")).fetchone()[0])
 
     def iter_faces(self, batch: int = 1000) -> Iterator[list[tuple[str, np.ndarray, str, FaceSource]]]:
-        """Every face as (name, vector (D,), encoder_tag, source), ordered by name then face id,
+        """Every face as (name, vector (D,), encoder_tag, source), ordered by name (bytewise) then face id,
         in lists of ``batch``, read from one snapshot through a server-side cursor."""
         with self._lock, self.conn.transaction():
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             with self.conn.cursor(name="cnnkit_iter_faces", binary=True) as cur:
                 cur.execute(self._sql(
                     "SELECT p.name, f.vector, f.encoder_tag, f.source_name, f.source_sha256, f.box "
-                    "FROM {s}.faces f JOIN {s}.people p ON p.id = f.person_id ORDER BY p.name, f.id"))
+                    "FROM {s}.faces f JOIN {s}.people p ON p.id = f.person_id ORDER BY p.name COLLATE \"C\", f.id"))
                 while rows := cur.fetchmany(batch):
                     yield [(n, v, t, FaceSource(fn, sha, None if box is None else tuple(json.loads(box))))
                            for n, v, t, fn, sha, box in rows]
@@ -516,10 +525,15 @@ class PgVectorGallery:
             if use_index and ef != self._ef_search:
                 cur.execute(f"SET hnsw.ef_search = {int(ef)}")
                 self._ef_search = ef
-            expr = f"vector::vector({dim})" if use_index else "vector"
-            sql = self._sql(f"SELECT f.person_id, f.vector, p.name FROM {{s}}.faces f JOIN {{s}}.people p "
-                            f"ON p.id = f.person_id ORDER BY f.{expr} <-> %s::vector({dim}) LIMIT %s")
+            sql = self._search_sql(dim, use_index=use_index)
             return [self._nearest_people(cur, sql, vec, k, cap=ef if use_index else None) for vec in q]
+
+    def _search_sql(self, dim: int, *, use_index: bool) -> str:
+        """Faces nearest to %s (a vector), LIMIT %s; through the HNSW index when ``use_index``
+        (the ORDER BY expression is the index expression)."""
+        expr = f"vector::vector({int(dim)})" if use_index else "vector"
+        return self._sql(f"SELECT f.person_id, f.vector, p.name FROM {{s}}.faces f JOIN {{s}}.people p "
+                         f"ON p.id = f.person_id ORDER BY f.{expr} <-> %s::vector({int(dim)}) LIMIT %s")
 
     @staticmethod
     def _nearest_people(cur: psycopg.Cursor, sql: str, vec: np.ndarray, k: int, *, cap: int | None) -> list[Match]:
