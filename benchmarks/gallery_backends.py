@@ -6,9 +6,10 @@ backend's write path (SQLite: ``add_faces`` per person, one transaction each; Po
 search on both and of HNSW search at several ``ef_search``; HNSW recall@10 (people) against exact
 numpy ground truth; client RSS, server RSS and on-disk size.
 
-Queries are enrolled vectors plus noise (a second photo of an enrolled person: distance ~0.5).
+Two kinds of synthetic data (``--data``): ``uniform`` on the sphere, and ``aniso`` (low intrinsic
+dimension, closer to real embeddings). Queries are enrolled vectors plus noise (a second photo of an enrolled person: distance ~0.5).
 
-    python benchmarks/gallery_backends.py --sizes 100000 1000000 [--json] [--pg-url URL]
+    python benchmarks/gallery_backends.py --sizes 100000 1000000 [--data uniform aniso] [--json] [--pg-url URL]
 
 Without ``--pg-url`` a PostgreSQL 16 server is started through pgserver in a temporary directory.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -31,9 +33,18 @@ from cnnkit.store import SQLiteGallery
 from cnnkit.store.pgvector import PgVectorGallery
 
 
-def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
-    x = rng.standard_normal((n, d), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+def unit(rng: np.random.Generator, n: int, d: int, kind: str = "uniform") -> np.ndarray:
+    """n unit vectors. ``uniform``: isotropic Gaussian, normalised (uniform on the sphere: the worst
+    case for any ANN index, every non-neighbour at ~sqrt(2)). ``aniso``: per-dimension standard
+    deviation 1/sqrt(i+1) before normalising (participation ratio ~18 of 128 dimensions), a stand-in
+    for the low intrinsic dimension of real face embeddings."""
+    x = np.empty((n, d), dtype=np.float32)
+    scale = (1.0 / np.sqrt(np.arange(1, d + 1))).astype(np.float32) if kind == "aniso" else None
+    for s in range(0, n, 100_000):
+        block = rng.standard_normal((min(100_000, n - s), d), dtype=np.float32)
+        if scale is not None:
+            block *= scale
+        x[s:s + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return x
 
 
@@ -73,16 +84,17 @@ def server_rss(pg: PgVectorGallery) -> int:
         return -1
 
 
-def run_size(n: int, args: argparse.Namespace, pg_url: str, workdir: Path, log) -> dict:
+def run_size(n: int, kind: str, args: argparse.Namespace, pg_url: str, workdir: Path, log) -> dict:
     rng = np.random.default_rng(n)
     d, k = args.dim, 10
-    x = unit(rng, n, d)
+    x = unit(rng, n, d, kind)
+    log = (lambda f: lambda msg: f(f"{kind} {msg}"))(log)
     names = [f"p{i:07d}" for i in range(n)]
     picks = rng.choice(n, size=args.queries, replace=False)
     queries = x[picks] + rng.standard_normal((args.queries, d), dtype=np.float32) * (0.5 / np.sqrt(d))
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     truth = ground_truth(x, queries, k)
-    row: dict = {"n": n, "dim": d}
+    row: dict = {"n": n, "dim": d, "data": kind}
 
     # ---- SQLite ----------------------------------------------------------------------------
     path = workdir / f"g{n}.sqlite"
@@ -104,7 +116,7 @@ def run_size(n: int, args: argparse.Namespace, pg_url: str, workdir: Path, log) 
     log(f"[{n}] sqlite exact {row['sqlite_exact']}")
 
     # ---- PostgreSQL ------------------------------------------------------------------------
-    schema = f"bench_{n}"
+    schema = f"bench_{kind}_{n}"
     with psycopg.connect(pg_url, autocommit=True) as admin:
         admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     pg = PgVectorGallery(pg_url, schema=schema)
@@ -146,6 +158,8 @@ def run_size(n: int, args: argparse.Namespace, pg_url: str, workdir: Path, log) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--data", nargs="+", default=["uniform", "aniso"], choices=["uniform", "aniso"],
+                    help="synthetic data kinds, each run at every size (see unit())")
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--exact-queries", type=int, default=50, help="exact PostgreSQL scans timed (slow at 1e6)")
@@ -160,6 +174,7 @@ def main() -> None:
     def log(msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup (stop the server)
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-") as tmp:
         server = None
         url = args.pg_url
@@ -171,23 +186,27 @@ def main() -> None:
                 server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
             url = server.get_uri()
         try:
-            rows = [run_size(n, args, url, Path(tmp), log) for n in args.sizes]
+            rows = []
+            for n in args.sizes:
+                for kind in args.data:
+                    rows.append(run_size(n, kind, args, url, Path(tmp), log))
+                    log(json.dumps(rows[-1]))
         finally:
             if server is not None:
                 server.cleanup()
     if args.json:
         print(json.dumps({"benchmark": "gallery_backends", "cpus": os.cpu_count(), "rows": rows}))
         return
-    print(f"{'N':>8} {'backend/search':<22} {'insert/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>9}")
+    print(f"{'data':>7} {'N':>8} {'backend/search':<22} {'insert/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>9}")
     for r in rows:
-        print(f"{r['n']:>8} {'sqlite exact (numpy)':<22} {r['sqlite_insert_per_s']:>9} "
+        print(f"{r['data']:>7} {r['n']:>8} {'sqlite exact (numpy)':<22} {r['sqlite_insert_per_s']:>9} "
               f"{r['sqlite_exact']['p50_ms']:>8} {r['sqlite_exact']['p99_ms']:>8} {r['sqlite_exact']['recall@10']:>9}")
-        print(f"{r['n']:>8} {'pg exact (<-> scan)':<22} {r['pg_copy_insert_per_s']:>9} "
+        print(f"{r['data']:>7} {r['n']:>8} {'pg exact (<-> scan)':<22} {r['pg_copy_insert_per_s']:>9} "
               f"{r['pg_exact']['p50_ms']:>8} {r['pg_exact']['p99_ms']:>8} {r['pg_exact']['recall@10']:>9}")
         for key in (k for k in r if k.startswith("pg_hnsw_ef")):
             v = r[key]
-            print(f"{r['n']:>8} {'pg hnsw ef=' + key[10:]:<22} {'':>9} {v['p50_ms']:>8} {v['p99_ms']:>8} {v['recall@10']:>9}")
-        print(f"{'':>8} disk: sqlite {r['sqlite_disk_mb']} MB, pg {r['pg_disk_mb']} MB (HNSW {r['pg_index_mb']} MB); "
+            print(f"{r['data']:>7} {r['n']:>8} {'pg hnsw ef=' + key[10:]:<22} {'':>9} {v['p50_ms']:>8} {v['p99_ms']:>8} {v['recall@10']:>9}")
+        print(f"{'':>16} disk: sqlite {r['sqlite_disk_mb']} MB, pg {r['pg_disk_mb']} MB (HNSW {r['pg_index_mb']} MB); "
               f"HNSW build {r['pg_hnsw_build_s']} s; pg add_faces {r['pg_add_faces_per_s']}/s; "
               f"sqlite matrix RSS +{r['sqlite_client_rss_delta_mb']} MB; pg server RSS {r['pg_server_rss_mb']} MB")
 
