@@ -27,6 +27,7 @@ from cnnkit.nn.vgg import VGG19_LAYERS, vgg19_features
 from cnnkit.style.color import combine_luminance, luminance_image, match_color
 from cnnkit.style.loss import (
     DEFAULT_CONTENT_LAYERS,
+    Costs,
     DEFAULT_STYLE_LAYERS,
     PerceptualLoss,
     check_layers,
@@ -143,7 +144,7 @@ def _resized(arr: np.ndarray, hw: tuple[int, int], device: str) -> Tensor:
     """uint8 (H, W, 3) -> float (1, 3, h, w) in [0, 1], resized with Lanczos (deterministic)."""
     if arr.shape[:2] != hw:
         arr = np.asarray(Image.fromarray(arr).resize((hw[1], hw[0]), Image.Resampling.LANCZOS))
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float().div(255).to(device)
+    return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1)[None].float().div(255).to(device)
 
 
 def to_pil(img: Tensor) -> Image.Image:
@@ -327,6 +328,7 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
         optim.zero_grad(set_to_none=False)
         costs = loss(x)
         costs.total.backward()
+        costs = Costs(*(t.detach() for t in (costs.total, costs.content, costs.style, costs.tv)))
         record["evaluations"] += 1
         if record["initial_style_loss"] is None:
             record["initial_style_loss"] = float(costs.style)

@@ -1,0 +1,131 @@
+"""The optimisation loop with a stand-in encoder: it lowers the cost, repeats bit for bit, honours
+its options and refuses bad input with clear errors."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnkit.core.errors import CnnkitError, InvalidImageError, UnknownNameError
+from cnnkit.style.optimize import StyleOptions, run, save_image, transfer
+
+LAYERS = {"content_layers": "conv2_1", "style_layers": "conv1_1,conv2_1"}
+
+
+def _photo(seed: int, h: int = 24, w: int = 32) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, 0.5 + 0 * xx], axis=2) * 200 + rng.integers(0, 50, (h, w, 3))
+    return base.clip(0, 255).astype(np.uint8)
+
+
+def _opts(**kw) -> StyleOptions:
+    return StyleOptions(**{"size": 32, "steps": 8, "style_weight": 10.0, "threads": 1, **LAYERS, **kw})
+
+
+def test_lowers_the_style_cost_and_keeps_size(tiny_encoder):
+    res = run(_photo(0), _photo(1, 40, 40), _opts(steps=15, style_weight=1000.0), encoder=tiny_encoder)
+    assert res.image.size == (32, 24)
+    assert res.style_loss < 0.2 * res.initial_style_loss
+    assert res.evaluations == 15
+    assert set(res.as_dict()) == {"content_loss", "style_loss", "initial_style_loss", "tv_loss", "seconds", "size"}
+
+
+def _png(res) -> bytes:
+    buf = io.BytesIO()
+    res.image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("init", ["noise", "content"])
+def test_same_seed_same_bytes(tiny_encoder, init):
+    a = run(_photo(0), _photo(1), _opts(init=init, seed=3), encoder=tiny_encoder)
+    b = run(_photo(0), _photo(1), _opts(init=init, seed=3), encoder=tiny_encoder)
+    assert _png(a) == _png(b)
+    if init == "noise":
+        c = run(_photo(0), _photo(1), _opts(init=init, seed=4), encoder=tiny_encoder)
+        assert _png(a) != _png(c)
+
+
+def test_save_every_calls_back_with_iterations(tiny_encoder):
+    seen = []
+    run(_photo(0), _photo(1), _opts(steps=6, save_every=2), encoder=tiny_encoder,
+        on_save=lambda i, img: seen.append((i, img.size)))
+    assert seen == [(2, (32, 24)), (4, (32, 24)), (6, (32, 24))]
+
+
+def test_adam_and_style_init(tiny_encoder):
+    res = run(_photo(0), _photo(1), _opts(optimizer="adam", init="style", steps=5), encoder=tiny_encoder)
+    assert res.evaluations == 5 and res.image.size == (32, 24)
+
+
+def test_multiscale_ends_at_last_scale(tiny_encoder):
+    res = run(_photo(0), _photo(1, 64, 64), _opts(scales=(16, 32), steps=(4, 3)), encoder=tiny_encoder)
+    assert res.image.size == (32, 24)
+    assert [s["size"] for s in res.scales] == [[16, 12], [32, 24]]
+    assert res.evaluations == 7
+
+
+def test_preserve_luminance_keeps_content_colours(tiny_encoder):
+    content = np.zeros((24, 32, 3), np.uint8)
+    content[..., 0] = 200  # a red picture
+    content[..., 1] = np.linspace(0, 120, 32, dtype=np.uint8)
+    style = _photo(1)
+    style[..., 2] = 255  # a very blue style
+    res = run(content, style, _opts(preserve_color="luminance"), encoder=tiny_encoder)
+    out = np.asarray(res.image, dtype=float)
+    assert out[..., 0].mean() > out[..., 2].mean() + 50  # stays red
+    plain = np.asarray(run(content, style, _opts(preserve_color="histogram"), encoder=tiny_encoder).image, float)
+    assert plain[..., 0].mean() > plain[..., 2].mean()  # the style was recoloured to the content's palette
+
+
+def test_blend_of_two_styles(tiny_encoder):
+    res = run(_photo(0), [_photo(1), _photo(2)], _opts(style_blend=(0.7, 0.3)), encoder=tiny_encoder)
+    assert res.image.size == (32, 24)
+    with pytest.raises(CnnkitError, match="blend weights"):
+        run(_photo(0), [_photo(1), _photo(2)], _opts(style_blend=(1.0,)), encoder=tiny_encoder)
+
+
+def test_unknown_layer_lists_valid_names(tiny_encoder):
+    with pytest.raises(UnknownNameError, match=r"'conv7_1'; valid names: conv1_1, relu1_1, pool1"):
+        run(_photo(0), _photo(1), _opts(style_layers="conv1_1,conv7_1"), encoder=tiny_encoder)
+
+
+def test_unreadable_image(tiny_encoder, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("this is not a picture")
+    with pytest.raises(InvalidImageError, match="bad.jpg: not an image"):
+        run(bad, _photo(1), _opts(), encoder=tiny_encoder)
+    with pytest.raises(InvalidImageError, match="no such file"):
+        run(_photo(0), tmp_path / "absent.png", _opts(), encoder=tiny_encoder)
+
+
+def test_style_far_smaller_than_output(tiny_encoder, tmp_path):
+    small = tmp_path / "tiny_style.png"
+    Image.fromarray(_photo(1, 6, 7)).save(small)
+    with pytest.raises(InvalidImageError, match=r"tiny_style.png: style image is 7x6 px, far smaller than the 32 px"):
+        run(_photo(0), small, _opts(), encoder=tiny_encoder)
+
+
+def test_memory_budget(tiny_encoder):
+    logs: list[str] = []
+    with pytest.raises(CnnkitError, match="more than --max-memory"):
+        run(_photo(0), _photo(1), _opts(max_memory=1000), encoder=tiny_encoder, log=logs.append)
+    assert logs and "estimated peak memory" in logs[0]
+
+
+def test_transfer_returns_image_and_rejects_unknown_options(tiny_encoder, tmp_path):
+    img = transfer(_photo(0), _photo(1), encoder=tiny_encoder, size=32, steps=2, **LAYERS)
+    assert isinstance(img, Image.Image) and img.mode == "RGB"
+    assert save_image(img, tmp_path / "sub" / "out.png").stat().st_size > 0
+    with pytest.raises(CnnkitError, match=r"unknown option \['stpes'\]"):
+        transfer(_photo(0), _photo(1), encoder=tiny_encoder, stpes=2)
+
+
+def test_bad_options(tiny_encoder):
+    with pytest.raises(CnnkitError, match="one per scale"):
+        run(_photo(0), _photo(1), _opts(scales=(16, 32), steps=(1, 2, 3)), encoder=tiny_encoder)
+    with pytest.raises(CnnkitError, match="unknown optimizer"):
+        run(_photo(0), _photo(1), _opts(optimizer="sgd"), encoder=tiny_encoder)
