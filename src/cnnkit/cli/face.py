@@ -41,7 +41,9 @@ def _gallery(db: str | None, *, create: bool = True):
 def _progress(total: int, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="photo", file=sys.stderr, disable=total < 2, leave=False)
+    # shown on a terminal only (tqdm's disable=None), so logs and pipes get clean one-line errors
+    return tqdm(total=total, desc=desc, unit="photo", file=sys.stderr, disable=None if total > 1 else True,
+                leave=False)
 
 
 @click.group()
@@ -87,7 +89,7 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
             outcomes.append(outcome)
             bar.update(1)
             if outcome.status == "error":
-                click.echo(f"error: {outcome.error}", err=True)
+                bar.write(f"error: {outcome.error}", file=sys.stderr)
     except KeyboardInterrupt:
         bar.close()
         done = sum(o.status == "enrolled" for o in outcomes)
@@ -165,7 +167,7 @@ def identify(photos: tuple[str, ...], k: int, threshold: float | None, encoder: 
                 raise
             except CnnkitError as exc:
                 errors += 1
-                click.echo(f"error: {exc}", err=True)
+                bar.write(f"error: {exc}", file=sys.stderr)
                 results.append({"image": str(image), "faces": [], "error": str(exc)})
             bar.update(1)
     rows = [{"image": r["image"], "box": f["box"], "name": f["name"] if f["name"] is not None else "unknown",
