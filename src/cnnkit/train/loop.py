@@ -30,7 +30,7 @@ from cnnkit.distances.functional import pairwise_distance
 from cnnkit.losses.functional import contrastive_loss, triplet_loss_from_indices
 from cnnkit.mining.functional import MINERS, all_pairs, batch_all, mine_triplets
 from cnnkit.nn.checkpoint import model_files, prepare_images, save_encoder
-from cnnkit.nn.registry import create_encoder
+from cnnkit.nn.registry import create_encoder, list_encoders
 from cnnkit.train.metrics import embedding_report
 
 LOSSES = ("triplet", "contrastive")
@@ -69,6 +69,8 @@ class TrainConfig:
             raise UnknownNameError(f"unknown loss {self.loss!r}; available: {list(LOSSES)}")
         if self.mining not in MINERS:
             raise UnknownNameError(f"unknown mining {self.mining!r}; available: {list(MINERS)}")
+        if self.encoder not in list_encoders():
+            raise UnknownNameError(f"unknown encoder {self.encoder!r}; available: {list_encoders()}")
         if self.epochs < 1 or self.p < 2 or self.k < 2:
             raise CnnkitError("need epochs >= 1, p >= 2 people and k >= 2 images per batch")
 
@@ -226,8 +228,24 @@ def fit(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: T
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
             _save(out, model, opt, sched, cfg, epoch, history, size, channels, folder, train_people, val_people)
     if d.world > 1:
+        spread = _replica_spread(model, d)
+        if d.main and history:
+            history[-1]["replica_max_diff"] = spread
+            _save(out, model, opt, sched, cfg, cfg.epochs - 1, history, size, channels, folder, train_people,
+                  val_people)
         dist.barrier()
     return {"metrics": history[-1] if history else record, "history": history}
+
+
+@torch.no_grad()
+def _replica_spread(model: nn.Module, d: _Dist) -> float:
+    """Largest absolute difference between any parameter of any process and that of process 0."""
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    ref = flat.clone()
+    dist.broadcast(ref, src=0)
+    diff = (flat - ref).abs().max().reshape(1)
+    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+    return float(diff)
 
 
 def _save(out: str | os.PathLike[str], model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
