@@ -340,6 +340,7 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
 
     chunk = opts.save_every if opts.save_every > 0 else steps
     done = 0
+    started = time.perf_counter()
     try:
         while done < steps:
             n = min(chunk, steps - done)
@@ -361,6 +362,7 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
     finally:
         if bar is not None:
             bar.close()
+    record["seconds"] = time.perf_counter() - started
     return record, iteration
 
 
