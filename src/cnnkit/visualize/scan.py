@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from cnnkit.core.errors import CnnkitError, UnknownNameError
 
+from .activations import capture_activations
 from .receptive import ReceptiveField, receptive_fields
 
 __all__ = ["LayerTop", "ScanResult", "scan_top_units", "TopK"]
@@ -183,7 +184,7 @@ def scan_top_units(model: nn.Module, dataset: Any, layers: Sequence[str], *, top
     first = _item(dataset[0]).unsqueeze(0).to(device)
     ndim = first.ndim - 2
     fields = receptive_fields(model, ndim=ndim, example=first, layers=layers)
-    out_channels = _channels(model, first, layers)
+    out_channels = {n: a.shape[1] for n, a in capture_activations(model, first, layers).items()}
     chosen: dict[str, list[int]] = {}
     for name in layers:
         c = out_channels[name]
@@ -250,28 +251,6 @@ def scan_top_units(model: nn.Module, dataset: Any, layers: Sequence[str], *, top
         _save(ckpt, fingerprint, seen, tables)
     return ScanResult({name: tables[name].result(fields[name]) for name in layers}, seen,
                       tuple(first.shape[1:]))
-
-
-def _channels(model: nn.Module, example: Tensor, layers: Sequence[str]) -> dict[str, int]:
-    modules = dict(model.named_modules())
-    found: dict[str, int] = {}
-
-    def hook_for(name: str):
-        def hook(_m: nn.Module, _a: tuple, out: Any) -> None:
-            found.setdefault(name, _item(out).shape[1])
-            if len(found) == len(layers):
-                raise _Stop
-        return hook
-
-    handles = [modules[n].register_forward_hook(hook_for(n)) for n in layers]
-    try:
-        model(example)
-    except _Stop:
-        pass
-    finally:
-        for h in handles:
-            h.remove()
-    return found
 
 
 def _save(path: Path, fingerprint: dict[str, Any], seen: int, tables: dict[str, TopK]) -> None:
