@@ -134,6 +134,12 @@ def test_hnsw_index_search(gallery, pg_url):
     assert gallery.conn.execute("SHOW hnsw.ef_search").fetchone()[0] == "100"
     gallery.search(e[:1], k=3, ef_search=7)
     assert gallery.conn.execute("SHOW hnsw.ef_search").fetchone()[0] == "7"
+    oid = gallery.conn.execute("SELECT to_regclass(%s)::oid", (f'"{gallery.schema}".faces_hnsw',)).fetchone()[0]
+    gallery.create_index("hnsw", m=16, ef_construction=64)  # the same again: not rebuilt
+    assert gallery.conn.execute("SELECT to_regclass(%s)::oid", (f'"{gallery.schema}".faces_hnsw',)).fetchone()[0] == oid
+    gallery.ef_search = 55  # the default of later searches (the CLI's --ef-search)
+    gallery.search(e[:1], k=3)
+    assert gallery.conn.execute("SHOW hnsw.ef_search").fetchone()[0] == "55"
     gallery.create_index("none")
     assert gallery.index is None
     with pytest.raises(StoreError, match="no HNSW index"):

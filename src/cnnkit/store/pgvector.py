@@ -166,15 +166,17 @@ class PgVectorGallery:
         create: create the gallery (schema, tables, the ``vector`` extension) if missing;
             otherwise :class:`StoreError` when there is no gallery.
         connect_timeout: seconds to wait for the server.
+        ef_search: default HNSW candidate list size of :meth:`search` (settable attribute).
     """
 
     def __init__(self, url: str, *, schema: str = "cnnkit", create: bool = True,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, ef_search: int | None = None) -> None:
         if not _SCHEMA_RE.match(schema):
             raise StoreError(f"schema name {schema!r} must match {_SCHEMA_RE.pattern}")
         self.url, self.schema, self.path = url, schema, f"{_where(url)} (schema {schema})"
         self._lock = threading.RLock()
-        self._ef_search: int | None = None
+        self._ef_search: int | None = None  # the value last SET on the connection
+        self.ef_search = ef_search
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout)))
         except psycopg.Error as exc:
@@ -402,7 +404,7 @@ class PgVectorGallery:
                      maintenance_work_mem: str | None = None) -> None:
         """Search this gallery through an HNSW index (``kind="hnsw"``), or exactly again (``"none"``).
 
-        The choice is stored in the gallery. Built now when the gallery's D is known, else at the
+        The choice is stored in the gallery; asking again for the index it has does nothing. Built now when the gallery's D is known, else at the
         first enrolment. ``maintenance_work_mem`` (e.g. ``"2GB"``) lets a large build stay in memory.
         """
         if kind not in {"hnsw", "none"}:
@@ -412,15 +414,19 @@ class PgVectorGallery:
                              f"ef_construction={ef_construction}")
         if maintenance_work_mem is not None and not re.match(r"^\d+\s*(kB|MB|GB)$", maintenance_work_mem):
             raise StoreError(f"maintenance_work_mem must look like '2GB', got {maintenance_work_mem!r}")
+        params = {"kind": kind, "m": m, "ef_construction": ef_construction}
         with self.atomic(exclusive=True) as cur:
+            meta = self._meta(cur)
+            built = cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{self.schema}".faces_hnsw',)).fetchone()[0]
+            if kind == "hnsw" and meta.get("index") == json.dumps(params) and (built or "dim" not in meta):
+                return  # already so: nothing to rebuild
             cur.execute(self._sql("DROP INDEX IF EXISTS {s}.faces_hnsw"))
             if kind == "none":
                 cur.execute(self._sql("DELETE FROM {s}.meta WHERE key = 'index'"))
                 return
-            params = {"kind": kind, "m": m, "ef_construction": ef_construction}
             cur.execute(self._sql("INSERT INTO {s}.meta(key, value) VALUES ('index', %s) "
                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (json.dumps(params),))
-            dim = self._meta(cur).get("dim")
+            dim = meta.get("dim")
             if dim is not None:
                 if maintenance_work_mem:
                     cur.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_work_mem}'")
@@ -500,7 +506,8 @@ class PgVectorGallery:
         Args:
             queries: (M, D) or (D,) float vectors.
             k: people per query.
-            ef_search: HNSW candidate list size for these queries (default: pgvector's 40, at least k).
+            ef_search: HNSW candidate list size for these queries (default: the gallery's
+                ``ef_search`` attribute, else pgvector's 40; at least k). Larger: better recall, slower.
             exact: force an exact scan (True) or the index (False); default: the index if the
                 gallery has one.
         """
@@ -521,7 +528,7 @@ class PgVectorGallery:
             use_index = index is not None if exact is None else not exact
             if use_index and index is None:
                 raise StoreError(f"{self.path}: this gallery has no HNSW index (create one first)")
-            ef = max(ef_search or 40, k)
+            ef = max(ef_search or self.ef_search or 40, k)
             if use_index and ef != self._ef_search:
                 cur.execute(f"SET hnsw.ef_search = {int(ef)}")
                 self._ef_search = ef
