@@ -106,6 +106,21 @@ def euclidean(queries: np.ndarray, matrix: np.ndarray, sq_norms: np.ndarray) -> 
     return np.sqrt(d2, out=d2)
 
 
+def exact_search(queries: np.ndarray, matrix: np.ndarray, sq_norms: np.ndarray, owners: np.ndarray,
+                 names: Sequence[str], k: int, *, max_elements: int = 1 << 24) -> list[list[Match]]:
+    """Exact k-nearest-people search of (M, D) queries against an (N, D) matrix.
+
+    Queries are processed in chunks so that the (chunk, N) distance block stays below
+    ``max_elements`` floats (64 MB), whatever the gallery size.
+    """
+    step = max(1, max_elements // max(len(matrix), 1))
+    out: list[list[Match]] = []
+    for i in range(0, len(queries), step):
+        q = queries[i:i + step]
+        out += nearest_people(euclidean(q, matrix, sq_norms), owners, names, k, queries=q, matrix=matrix)
+    return out
+
+
 def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
     batch: list[Any] = []
     for item in items:

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from cnnkit.core.errors import StoreError, UnknownNameError
-from cnnkit.store.base import FaceSource, Match, Person, check_tag, euclidean, nearest_people
+from cnnkit.store.base import FaceSource, Match, Person, check_tag, exact_search
 from cnnkit.store.codec import decode_matrix, encode_vector
 from cnnkit.store.migrations import LATEST, migrate
 
@@ -250,7 +250,7 @@ class SQLiteGallery:
             return [[] for _ in range(len(q))]
         if q.ndim != 2 or q.shape[1] != matrix.shape[1]:
             raise StoreError(f"queries must have shape (M, {matrix.shape[1]}), got {q.shape}")
-        return nearest_people(euclidean(q, matrix, sq), owners, names, k, queries=q, matrix=matrix)
+        return exact_search(q, matrix, sq, owners, names, k)
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
