@@ -7,6 +7,7 @@ defaults to the anterior/posterior axis (``axis=1``), which holds different anat
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -16,8 +17,12 @@ from cnnkit.core.errors import CnnkitError, ShapeError
 TISSUES = ("background", "grey matter", "white matter")
 
 
+@lru_cache(maxsize=2)
 def load_mni152_tissues(resolution: Literal[1, 2] = 2) -> tuple[np.ndarray, np.ndarray]:
     """The MNI152 2009 T1 template and a label volume from its tissue probability maps.
+
+    The result is cached (``load_mni152_tissues.cache_clear()`` empties it) and read-only: copy it
+    before changing it.
 
     Each voxel is labelled with the most probable of background (1 - p_gm - p_wm), grey matter (p_gm)
     and white matter (p_wm). (nilearn's ``load_mni152_gm_mask``/``wm_mask`` are dilated and overlap,
@@ -38,7 +43,10 @@ def load_mni152_tissues(resolution: Literal[1, 2] = 2) -> tuple[np.ndarray, np.n
     gm = np.asarray(datasets.load_mni152_gm_template(resolution=resolution).get_fdata(), dtype=np.float32)
     wm = np.asarray(datasets.load_mni152_wm_template(resolution=resolution).get_fdata(), dtype=np.float32)
     labels = np.argmax(np.stack([1.0 - gm - wm, gm, wm]), axis=0).astype(np.int64)
-    return np.clip(t1, 0.0, None), labels
+    t1 = np.clip(t1, 0.0, None)
+    t1.flags.writeable = False
+    labels.flags.writeable = False
+    return t1, labels
 
 
 def split_halves(vol: np.ndarray, *, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
