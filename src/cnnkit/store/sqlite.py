@@ -222,14 +222,13 @@ class SQLiteGallery:
             version = self._version()
             if self._cache is None or self._cache[0] != version:
                 rows = self.conn.execute(
-                    "SELECT p.id, p.name, f.vector FROM faces f JOIN people p ON p.id = f.person_id "
-                    "ORDER BY p.id, f.id"
+                    "SELECT person_id, vector FROM faces ORDER BY person_id, id"
                 ).fetchall()
                 dim = self.dim or 0
-                matrix = decode_matrix([r[2] for r in rows], dim)
+                matrix = decode_matrix([r[1] for r in rows], dim)
                 pids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
                 uniq, owners = np.unique(pids, return_inverse=True)
-                names_by_pid = {r[0]: r[1] for r in rows}
+                names_by_pid = dict(self.conn.execute("SELECT id, name FROM people").fetchall())
                 names = [names_by_pid[int(p)] for p in uniq]
                 sq = (matrix * matrix).sum(1)
                 self._cache = (version, matrix, sq, owners.astype(np.int64), names)
