@@ -1,0 +1,63 @@
+"""Threshold resolution and the gallery-estimated threshold (no model needed)."""
+import numpy as np
+import pytest
+from statistics import NormalDist
+
+from cnnkit.faces.recognition import AUTO_MIN_PEOPLE, gallery_threshold, identify_faces, resolve_threshold
+from cnnkit.store import SQLiteGallery
+
+
+def gallery_with(emb, names=None):
+    g = SQLiteGallery(":memory:")
+    for i, e in enumerate(emb):
+        g.add_faces(names[i] if names else f"p{i:03d}", e[None], tag="t")
+    return g
+
+
+def test_small_gallery_uses_default():
+    g = gallery_with(np.eye(AUTO_MIN_PEOPLE - 1, 16, dtype=np.float32))
+    assert gallery_threshold(g, 0.6) == 0.6
+
+
+def test_gallery_threshold_matches_normal_fit():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(40, 128)).astype(np.float32) * 0.06
+    g = gallery_with(emb)
+    d = np.linalg.norm(emb[:, None].astype(np.float64) - emb[None], axis=2)[np.triu_indices(40, 1)]
+    far = 1 - (1 - 0.01) ** (1 / 40)
+    want = NormalDist(d.mean(), d.std()).inv_cdf(far)
+    assert gallery_threshold(g, 10.0) == pytest.approx(want, rel=1e-6)
+    assert gallery_threshold(g, 0.1) == 0.1  # never above the encoder default
+
+
+def test_same_person_pairs_do_not_count_as_strangers():
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(12, 64)).astype(np.float32)
+    g = gallery_with(base)
+    t1 = gallery_threshold(g, 100.0)
+    g.add_faces("p000", base[0:1] + 1e-3, tag="t")  # a near-duplicate photo of the same person
+    assert gallery_threshold(g, 100.0) == pytest.approx(t1, rel=0.05)
+
+
+def test_bigger_gallery_stricter_threshold():
+    rng = np.random.default_rng(2)
+    emb = rng.normal(size=(400, 32)).astype(np.float32)
+    assert gallery_threshold(gallery_with(emb[:400]), 100.0) < gallery_threshold(gallery_with(emb[:20]), 100.0)
+
+
+def test_resolve_threshold_order():
+    g = gallery_with(np.random.default_rng(3).normal(size=(15, 8)).astype(np.float32))
+    assert resolve_threshold(g, "t", 0.6, 0.42).source == "explicit"
+    assert resolve_threshold(g, "t", 0.6).source == "gallery"
+    g.set_setting("t", "threshold", {"value": 0.55})
+    assert resolve_threshold(g, "t", 0.6) .value == 0.55 and resolve_threshold(g, "t", 0.6).source == "calibrated"
+    assert resolve_threshold(None, "t", 0.6).source == "default"
+
+
+def test_identify_faces_unknown_above_threshold():
+    g = gallery_with(np.eye(3, 4, dtype=np.float32), names=["a", "b", "c"])
+    q = np.array([[1, 0, 0, 0], [0, 0, 0, 1]], np.float32)
+    res = identify_faces(q, [(0, 0, 1, 1), (1, 1, 2, 2)], g, threshold=0.5, k=2)
+    assert res[0].name == "a" and res[0].distance == pytest.approx(0.0)
+    assert res[1].name is None and res[1].distance == pytest.approx(np.sqrt(2))
+    assert [c.name for c in res[1].candidates] == ["a", "b"]
