@@ -54,6 +54,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     lfw = Path(args.lfw)
     if not (lfw / "pairsDevTest.txt").is_file():
         sys.exit(f"LFW not found at {lfw} (give --lfw)")

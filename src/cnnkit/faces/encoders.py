@@ -72,18 +72,21 @@ def list_face_encoders() -> list[str]:
     return sorted(_ENCODERS)
 
 
-def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> FaceEncoder:
+def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu", **options: Any) -> FaceEncoder:
     """Build an encoder by registered name, or from a dlib ResNet ``.dat`` weights file.
 
     Nothing is read until the first :meth:`FaceEncoder.encode` (or ``tag``) call.
+
+    Args:
+        options: passed to the encoder (e.g. ``backend="dlib"`` for ``dlib_resnet``).
     """
     key = os.fspath(name_or_path)
     if key in _ENCODERS:
-        return _ENCODERS[key](device=device)
+        return _ENCODERS[key](device=device, **options)
     if key.endswith(".dat"):
         if not os.path.isfile(key):
             raise WeightsError(f"{key}: no such weights file")
-        return DlibResNetEncoder(weights=key, device=device)
+        return DlibResNetEncoder(weights=key, device=device, **options)
     raise UnknownNameError(
         f"unknown face encoder {key!r}; known: {', '.join(list_face_encoders())} (or a dlib .dat file)"
     )
@@ -111,6 +114,14 @@ class DlibResNetEncoder:
 
     Takes dlib face chips: 150x150 RGB uint8, padding 0.25. dlib reports 99.38% on LFW with its
     threshold 0.6 on the Euclidean distance.
+
+    Args:
+        weights: a ``.dat`` file (default: the one in face-recognition-models).
+        device: torch device for the ``"torch"`` backend.
+        backend: ``"torch"`` runs the same network, read from the ``.dat`` file, in PyTorch
+            (:mod:`cnnkit.faces.dlib_resnet`; same encodings to about 1e-6, several times faster
+            than the BLAS-less dlib wheel); ``"dlib"`` calls dlib itself.
+        num_jitters: dlib backend only: dlib's random jitter averaging (0 = none).
     """
 
     name = "dlib_resnet"
@@ -120,9 +131,16 @@ class DlibResNetEncoder:
     chip_size = 150
     chip_padding = 0.25
 
-    def __init__(self, *, weights: str | None = None, device: str = "cpu", num_jitters: int = 0) -> None:
+    def __init__(
+        self, *, weights: str | None = None, device: str = "cpu", backend: str = "torch", num_jitters: int = 0
+    ) -> None:
+        if backend not in ("torch", "dlib"):
+            raise UnknownNameError(f"unknown dlib_resnet backend {backend!r}; known: torch, dlib")
+        if num_jitters and backend != "dlib":
+            raise UnknownNameError("num_jitters needs backend='dlib'")
         self.weights = weights
         self.device = device
+        self.backend = backend
         self.num_jitters = int(num_jitters)
         self._model: Any = None
         self._sha256: str | None = None
@@ -142,12 +160,17 @@ class DlibResNetEncoder:
 
     def _get_model(self) -> Any:
         if self._model is None:
-            import dlib
+            if self.backend == "torch":
+                from cnnkit.faces.dlib_resnet import DlibResNet
 
-            try:
-                self._model = dlib.face_recognition_model_v1(self._weights_path())
-            except RuntimeError as exc:
-                raise WeightsError(f"{self._weights_path()}: cannot load dlib ResNet weights: {exc}") from None
+                self._model = DlibResNet(self._weights_path(), device=self.device)
+            else:
+                import dlib
+
+                try:
+                    self._model = dlib.face_recognition_model_v1(self._weights_path())
+                except RuntimeError as exc:
+                    raise WeightsError(f"{self._weights_path()}: cannot load dlib ResNet weights: {exc}") from None
         return self._model
 
     def encode(self, crops: list[np.ndarray]) -> np.ndarray:
@@ -164,9 +187,11 @@ class DlibResNetEncoder:
         if not crops:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._get_model()
+        if self.backend == "torch":
+            return model(np.stack(crops)).reshape(len(crops), self.dim)
         chips = [np.ascontiguousarray(c) for c in crops]
         vecs = model.compute_face_descriptor(chips, self.num_jitters)
         return np.asarray([np.asarray(v) for v in vecs], dtype=np.float32).reshape(len(chips), self.dim)
 
     def __repr__(self) -> str:
-        return f"DlibResNetEncoder(weights={self.weights!r}, num_jitters={self.num_jitters})"
+        return f"DlibResNetEncoder(weights={self.weights!r}, backend={self.backend!r}, num_jitters={self.num_jitters})"
