@@ -58,12 +58,17 @@ def face() -> None:
               help="Enrol DIR/NAME/*.jpg: one sub-folder per person (NAME and PHOTOS are then not given).")
 @click.option("--largest", is_flag=True, help="Take the largest face when a photo shows several.")
 @click.option("--shard", default=None, metavar="I/N", help="Only enrol the photos of shard I of N (0-based).")
+@click.option("--index", "index", type=click.Choice(["hnsw", "none"]), default=None,
+              help="PostgreSQL galleries: search through an HNSW index (approximate) or exactly (none).")
+@click.option("--m", "hnsw_m", type=int, default=16, show_default=True, help="HNSW: links per node.")
+@click.option("--ef-construction", type=int, default=64, show_default=True, help="HNSW: build candidate list.")
 @encoder_option
 @device_option
 @db_option
 @format_option
 def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, largest: bool, shard: str | None,
-           encoder: str, detector: str, device: str, db: str | None, fmt: str) -> None:
+           index: str | None, hnsw_m: int, ef_construction: int, encoder: str, detector: str, device: str,
+           db: str | None, fmt: str) -> None:
     """Enrol NAME from one or more PHOTOS (one is enough), or every person under --folders DIR.
 
     Each photo is committed on its own: good photos are kept, bad ones reported; a rerun skips
@@ -79,8 +84,14 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
             raise click.UsageError("give NAME and at least one PHOTO (or --folders DIR)")
         items = [(name, Path(p)) for p in photos]
     if shard:
-        items = _select_shard(items, shard)
+        from cnnkit.store.sharding import select_shard
+
+        items = select_shard(items, shard)
     gallery = _gallery(db)
+    if index is not None:
+        if not hasattr(gallery, "create_index"):
+            raise click.UsageError("--index needs a PostgreSQL gallery (--db postgresql://...); SQLite search is exact")
+        gallery.create_index(index, m=hnsw_m, ef_construction=ef_construction)
     pipeline = _pipeline(encoder, detector, device)
     outcomes = []
     bar = _progress(len(items), "enrolling")
@@ -104,17 +115,6 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
          fmt, rows=rows, columns=["image", "name", "status", "error"])
     if counts["error"]:
         sys.exit(2)
-
-
-def _select_shard(items: list, shard: str) -> list:
-    try:
-        i, n = (int(v) for v in shard.split("/"))
-        assert 0 <= i < n
-    except (ValueError, AssertionError):
-        raise click.BadParameter(f"{shard!r}: expected I/N with 0 <= I < N", param_hint="--shard") from None
-    import hashlib
-
-    return [it for it in items if int(hashlib.sha1(str(it[1]).encode()).hexdigest(), 16) % n == i]
 
 
 @face.command()
@@ -142,17 +142,23 @@ def verify(name: str, photo: str, threshold: float | None, encoder: str, detecto
 @face.command()
 @click.argument("photos", nargs=-1, required=True, type=click.Path())
 @click.option("-k", "--top", "k", type=int, default=5, show_default=True, help="Candidates per face.")
+@click.option("--ef-search", type=int, default=None,
+              help="PostgreSQL galleries with an HNSW index: candidate list size per query (recall vs speed).")
 @threshold_option
 @encoder_option
 @device_option
 @db_option
 @format_option
-def identify(photos: tuple[str, ...], k: int, threshold: float | None, encoder: str, detector: str,
-             device: str, db: str | None, fmt: str) -> None:
+def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: float | None, encoder: str,
+             detector: str, device: str, db: str | None, fmt: str) -> None:
     """Name every face in every PHOTO (directories are searched recursively), or "unknown" (null)."""
     from cnnkit.faces.recognition import identify_photo, list_images, resolve_threshold
 
     gallery = _gallery(db, create=False)
+    if ef_search is not None:
+        if not hasattr(gallery, "ef_search"):
+            raise click.UsageError("--ef-search needs a PostgreSQL gallery with an HNSW index")
+        gallery.ef_search = ef_search
     pipeline = _pipeline(encoder, detector, device)
     thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold, threshold)
     results: list[dict[str, Any]] = []
@@ -309,3 +315,29 @@ def evaluate(pairs_file: str, root: str, train_file: str | None, encoder: str, d
            "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far, "threshold": threshold,
            "no_face": len(set(no_face)), "pairs": report.pairs, "encoder": pipeline.tag}
     emit(out, fmt)
+
+
+@face.group()
+def gallery() -> None:
+    """Manage galleries (SQLite files or PostgreSQL databases)."""
+
+
+@gallery.command("copy")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--batch", type=int, default=1000, show_default=True, help="Faces per transaction.")
+@format_option
+def gallery_copy(src: str, dst: str, batch: int, fmt: str) -> None:
+    """Copy the gallery SRC into the empty gallery DST (any two backends), in batches; counts and a
+    SHA-256 of the vectors are verified at the end."""
+    from cnnkit.store import open_gallery
+    from cnnkit.store.copy import copy_gallery
+
+    source = open_gallery(src, create=False)
+    target = open_gallery(dst)
+    try:
+        result = copy_gallery(source, target, batch=batch, progress=sys.stderr.isatty())
+    finally:
+        source.close()
+        target.close()
+    emit(result, fmt)

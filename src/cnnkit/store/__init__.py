@@ -17,7 +17,7 @@ def open_gallery(db: str | os.PathLike[str] | None = None, *, create: bool = Tru
     if target.startswith(("postgresql://", "postgres://")):
         from cnnkit.store.pgvector import PgVectorGallery  # optional extra
 
-        return PgVectorGallery(target, **kwargs)  # type: ignore[arg-type]
+        return PgVectorGallery(target, create=create, **kwargs)  # type: ignore[arg-type]
     return SQLiteGallery(target, create=create, **kwargs)  # type: ignore[arg-type]
 
 
