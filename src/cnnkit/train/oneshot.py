@@ -28,7 +28,7 @@ def _rank1_store(emb: np.ndarray, labels: np.ndarray, names: Sequence[str], gall
     store = open_gallery(":memory:")
     try:
         for g in gallery:
-            store.add_faces(names[labels[g]], emb[g:g + 1].astype(np.float32), "oneshot", sources=[str(g)])
+            store.add_faces(names[labels[g]], emb[g:g + 1].astype(np.float32), tag="oneshot")
         matches = store.search(emb[probe].astype(np.float32), 1)
     finally:
         getattr(store, "close", lambda: None)()
