@@ -317,6 +317,25 @@ def evaluate(pairs_file: str, root: str, train_file: str | None, encoder: str, d
     emit(out, fmt)
 
 
+@face.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--seeds", default=10, show_default=True, help="Random one-shot galleries.")
+@click.option("--people", default=None, help="Only these sub-folders: names, globs or ranges (s31..s40).")
+@encoder_option
+@device_option
+@format_option
+def oneshot(data_dir: str, seeds: int, people: str | None, encoder: str, detector: str, device: str,
+            fmt: str) -> None:
+    """One-shot identification on DATA_DIR (one sub-folder per person): per seed, enrol one random
+    photo per person in a fresh in-memory gallery and identify all the others; rank-1 mean and std.
+    A model trained with `cnnkit train` encodes whole images as it was trained to."""
+    from cnnkit.nn.checkpoint import is_model_path
+    from cnnkit.train.oneshot import oneshot_eval, pipeline_encode_fn
+
+    fn = encoder if is_model_path(encoder) else pipeline_encode_fn(_pipeline(encoder, detector, device))
+    emit(oneshot_eval(data_dir, fn, seeds=seeds, people=people, device=device), fmt)
+
+
 @face.group()
 def gallery() -> None:
     """Manage galleries (SQLite files or PostgreSQL databases)."""

@@ -20,6 +20,15 @@ def model_encode_fn(path: str | os.PathLike[str], *, device: str = "cpu") -> Enc
     return lambda images: encode_images(model, config, images)
 
 
+def pipeline_encode_fn(pipeline: Any) -> EncodeFn:
+    """An encode function through a face pipeline (detect, align, encode the largest face).
+
+    Raises:
+        CnnkitError: from the pipeline, e.g. no face found in an image.
+    """
+    return lambda images: np.stack([pipeline.encode_one(img, largest=True).embedding for img in images])
+
+
 def _rank1_store(emb: np.ndarray, labels: np.ndarray, names: Sequence[str], gallery: np.ndarray,
                  probe: np.ndarray) -> float:
     """Rank-1 through a fresh in-memory gallery of :mod:`cnnkit.store`."""
