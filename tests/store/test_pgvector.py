@@ -279,3 +279,15 @@ def test_database_without_vector_extension(database_without_vector):
         assert c.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'cnnkit'").fetchone()[0] == 0
     with PgVectorGallery(database_without_vector) as g:  # a superuser may create it
         assert g.schema_version == LATEST
+
+
+def test_lost_connection_is_a_one_line_store_error(gallery, pg_url):
+    gallery.add_faces("ada", np.ones((1, 4), np.float32), tag="t")
+    pid = gallery.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with admin(pg_url) as c:
+        c.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    for call in (lambda: gallery.search(np.ones(4, np.float32)), lambda: gallery.people(),
+                 lambda: gallery.add_faces("bob", np.ones((1, 4), np.float32), tag="t")):
+        with pytest.raises(StoreError) as info:
+            call()
+        assert _one_line(info).startswith("postgresql://")

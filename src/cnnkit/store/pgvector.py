@@ -36,14 +36,18 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-import psycopg
+
+from cnnkit.core.errors import StoreError, UnknownNameError
+from cnnkit.store.base import FaceSource, Match, Person, check_tag
+
+try:
+    import psycopg
+except ImportError as exc:  # pragma: no cover - the extra is installed for tests
+    raise StoreError("PostgreSQL galleries need psycopg 3: pip install 'cnnkit[postgres]'") from exc
 from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
-
-from cnnkit.core.errors import StoreError, UnknownNameError
-from cnnkit.store.base import FaceSource, Match, Person, check_tag
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _EXTENSION_LOCK = 0x636E6E6B  # advisory lock key for CREATE EXTENSION ("cnnk")
@@ -260,7 +264,7 @@ class PgVectorGallery:
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
+        with self._reading():
             return self._version()
 
     # -- transactions ------------------------------------------------------------------------
@@ -277,19 +281,28 @@ class PgVectorGallery:
             except psycopg.Error as exc:
                 raise StoreError(f"{self.path}: write failed, nothing written: {_reason(exc)}") from exc
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Serialise use of the connection; a lost server or a failed query is a StoreError."""
+        with self._lock:
+            try:
+                yield
+            except psycopg.Error as exc:
+                raise StoreError(f"{self.path}: {_reason(exc)}") from exc
+
     def _meta(self, cur: psycopg.Cursor) -> dict[str, str]:
         return dict(cur.execute(self._sql("SELECT key, value FROM {s}.meta")).fetchall())
 
     # -- encoder tag and dimension -------------------------------------------------------------
     @property
     def encoder_tag(self) -> str | None:
-        with self._lock:
+        with self._reading():
             row = self.conn.execute(self._sql("SELECT value FROM {s}.meta WHERE key = 'encoder_tag'")).fetchone()
         return None if row is None else row[0]
 
     @property
     def dim(self) -> int | None:
-        with self._lock:
+        with self._reading():
             row = self.conn.execute(self._sql("SELECT value FROM {s}.meta WHERE key = 'dim'")).fetchone()
         return None if row is None else int(row[0])
 
@@ -385,7 +398,7 @@ class PgVectorGallery:
                 # the index is bound to D; it is rebuilt at the next first enrolment
                 cur.execute(self._sql("DROP INDEX IF EXISTS {s}.faces_hnsw"))
         if vacuum != "none":
-            with self._lock:
+            with self._reading():
                 full = "FULL " if vacuum == "full" else ""
                 self.conn.execute(self._sql(f"VACUUM {full}{{s}}.faces"))
                 self.conn.execute(self._sql(f"VACUUM {full}{{s}}.people"))
@@ -440,26 +453,26 @@ class PgVectorGallery:
     @property
     def index(self) -> dict[str, Any] | None:
         """The index this gallery searches through (``{"kind": "hnsw", "m": .., "ef_construction": ..}``), or None."""
-        with self._lock:
+        with self._reading():
             row = self.conn.execute(self._sql("SELECT value FROM {s}.meta WHERE key = 'index'")).fetchone()
         return None if row is None else json.loads(row[0])
 
     # -- reads -------------------------------------------------------------------------------
     def get_setting(self, tag: str, key: str, default: Any = None) -> Any:
-        with self._lock:
+        with self._reading():
             row = self.conn.execute(self._sql("SELECT value FROM {s}.settings WHERE encoder_tag = %s AND key = %s"),
                                     (tag, key)).fetchone()
         return default if row is None else json.loads(row[0])
 
     def settings(self) -> list[tuple[str, str, Any]]:
         """Every setting as (encoder_tag, key, value)."""
-        with self._lock:
+        with self._reading():
             rows = self.conn.execute(self._sql("SELECT encoder_tag, key, value FROM {s}.settings "
                                                "ORDER BY encoder_tag, key")).fetchall()
         return [(t, k, json.loads(v)) for t, k, v in rows]
 
     def people(self) -> list[Person]:
-        with self._lock:
+        with self._reading():
             rows = self.conn.execute(self._sql(
                 "SELECT p.name, count(f.id), p.created_at, string_agg(f.source_name, chr(31) ORDER BY f.id) "
                 "FROM {s}.people p LEFT JOIN {s}.faces f ON f.person_id = p.id GROUP BY p.id ORDER BY p.name"
@@ -467,18 +480,18 @@ class PgVectorGallery:
         return [Person(n, int(c), _iso(t), tuple(s.split("\x1f")) if s else ()) for n, c, t, s in rows]
 
     def has_source(self, sha256: str) -> bool:
-        with self._lock:
+        with self._reading():
             return self.conn.execute(self._sql("SELECT 1 FROM {s}.faces WHERE source_sha256 = %s LIMIT 1"),
                                      (sha256,)).fetchone() is not None
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._reading():
             return int(self.conn.execute(self._sql("SELECT count(*) FROM {s}.faces")).fetchone()[0])
 
     def iter_faces(self, batch: int = 1000) -> Iterator[list[tuple[str, np.ndarray, str, FaceSource]]]:
         """Every face as (name, vector (D,), encoder_tag, source), ordered by name (bytewise) then face id,
         in lists of ``batch``, read from one snapshot through a server-side cursor."""
-        with self._lock, self.conn.transaction():
+        with self._reading(), self.conn.transaction():
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             with self.conn.cursor(name="cnnkit_iter_faces", binary=True) as cur:
                 cur.execute(self._sql(
@@ -490,7 +503,7 @@ class PgVectorGallery:
 
     def embeddings(self) -> tuple[np.ndarray, list[str]]:
         """Every stored encoding (N, D) float32 and its person's name (ordered by person, then face)."""
-        with self._lock, self.conn.cursor(binary=True) as cur:
+        with self._reading(), self.conn.cursor(binary=True) as cur:
             rows = cur.execute(self._sql(
                 "SELECT p.name, f.vector FROM {s}.faces f JOIN {s}.people p ON p.id = f.person_id "
                 "ORDER BY p.id, f.id")).fetchall()
@@ -516,7 +529,7 @@ class PgVectorGallery:
             q = q[None, :]
         if k < 1:
             raise StoreError(f"k must be >= 1, got {k}")
-        with self._lock, self.conn.cursor(binary=True) as cur:
+        with self._reading(), self.conn.cursor(binary=True) as cur:
             meta = self._meta(cur)
             if "dim" not in meta:
                 return [[] for _ in range(len(q))]
@@ -566,7 +579,7 @@ class PgVectorGallery:
 
     def disk_bytes(self) -> dict[str, int]:
         """On-disk size of the faces table (with TOAST), its indexes, and the whole gallery."""
-        with self._lock:
+        with self._reading():
             row = self.conn.execute(self._sql(
                 "SELECT pg_table_size('{s}.faces'), pg_indexes_size('{s}.faces'), "
                 "(SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
