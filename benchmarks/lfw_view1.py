@@ -51,7 +51,7 @@ def main() -> None:
     default_lfw = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "lfw"
     ap.add_argument("--lfw", default=os.environ.get("CNNKIT_LFW", str(default_lfw)))
     ap.add_argument("--only", action="append", help="substring of a pipeline name to run (repeatable)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (1 is fastest on a shared machine)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     import torch

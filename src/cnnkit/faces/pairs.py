@@ -121,14 +121,14 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsFile:
     for k, tokens in enumerate(body):
         fold, pos = divmod(k, 2 * per_fold)
         matched = pos < per_fold
+        if len(tokens) != (3 if matched else 4):
+            kind = "matched 'name i j'" if matched else "mismatched 'name1 i name2 j'"
+            raise PairsFormatError(p, f"line {k + 2}: expected a {kind} pair, got {' '.join(tokens)!r}")
         try:
-            if matched and len(tokens) == 3:
+            if matched:
                 pairs.append(Pair(tokens[0], int(tokens[1]), tokens[0], int(tokens[2]), fold))
-            elif not matched and len(tokens) == 4:
-                pairs.append(Pair(tokens[0], int(tokens[1]), tokens[2], int(tokens[3]), fold))
             else:
-                kind = "matched 'name i j'" if matched else "mismatched 'name1 i name2 j'"
-                raise PairsFormatError(p, f"line {k + 2}: expected a {kind} pair, got {' '.join(tokens)!r}")
+                pairs.append(Pair(tokens[0], int(tokens[1]), tokens[2], int(tokens[3]), fold))
         except ValueError:
             raise PairsFormatError(p, f"line {k + 2}: image numbers must be integers: {' '.join(tokens)!r}") from None
     return PairsFile(path=str(p), n_folds=n_folds, per_fold=per_fold, pairs=tuple(pairs))

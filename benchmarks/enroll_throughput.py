@@ -1,0 +1,109 @@
+"""Enrolment throughput: faces per second on LFW photos, split into detect / align / encode.
+
+Rows, all measured in this run on the same photos (decoded once, beforehand):
+
+- cnnkit: RetinaFace (ONNX) + landmark-template alignment + dlib ResNet in PyTorch, batched;
+- cnnkit, dlib backend: the same, with the encoder run by dlib itself;
+- face_recognition pipeline: dlib HOG detector (upsample 1) + 5-point shape predictor + dlib's
+  own encoder called face by face, as ``face_recognition.face_encodings`` does.
+
+    .venv/bin/python benchmarks/enroll_throughput.py [--n 200] [--threads 2] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cnnkit.data.image_io import load_image
+from cnnkit.faces import FacePipeline, load_face_encoder
+from cnnkit.faces.pipeline import primary_face
+
+
+def run(label: str, pipe: FacePipeline, images: list[np.ndarray], *, batch: int) -> dict:
+    # warm up: load every model before timing
+    pipe.encode([pipe.align(images[0], pipe.detect(images[0])[0])])
+    t_det = t_align = t_enc = 0.0
+    chips: list[np.ndarray] = []
+    no_face = 0
+    for img in images:
+        t0 = time.perf_counter()
+        dets = pipe.detect(img)
+        t1 = time.perf_counter()
+        t_det += t1 - t0
+        if not dets:
+            no_face += 1
+            continue
+        chips.append(pipe.align(img, primary_face(dets, img.shape)))
+        t_align += time.perf_counter() - t1
+    t0 = time.perf_counter()
+    for i in range(0, len(chips), batch):
+        pipe.encode(chips[i: i + batch])
+    t_enc = time.perf_counter() - t0
+    total = t_det + t_align + t_enc
+    n = len(images)
+    return {
+        "pipeline": label,
+        "photos": n,
+        "faces": len(chips),
+        "no_face": no_face,
+        "detect_ms": round(1000 * t_det / n, 1),
+        "align_ms": round(1000 * t_align / max(len(chips), 1), 1),
+        "encode_ms": round(1000 * t_enc / max(len(chips), 1), 1),
+        "total_s": round(total, 2),
+        "faces_per_s": round(len(chips) / total, 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_lfw = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "lfw"
+    ap.add_argument("--lfw", default=os.environ.get("CNNKIT_LFW", str(default_lfw)))
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (1 is fastest on a shared machine)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    lfw = Path(args.lfw)
+    files = sorted(lfw.glob("*/*.jpg"))
+    if len(files) < args.n:
+        sys.exit(f"need {args.n} LFW photos under {lfw}, found {len(files)}")
+    step = len(files) // args.n
+    files = files[::step][: args.n]  # spread over the alphabet, fixed choice
+    t0 = time.perf_counter()
+    images = [load_image(f) for f in files]
+    load_ms = 1000 * (time.perf_counter() - t0) / len(images)
+    rows = [
+        run("cnnkit (retinaface + torch dlib_resnet)", FacePipeline(threads=args.threads), images, batch=args.batch),
+        run("cnnkit, dlib backend encoder",
+            FacePipeline(load_face_encoder("dlib_resnet", backend="dlib"), threads=args.threads), images,
+            batch=args.batch),
+        run("face_recognition (hog + sp5 + dlib, 1 by 1)",
+            FacePipeline(load_face_encoder("dlib_resnet", backend="dlib"), detector="hog"), images, batch=1),
+    ]
+    out = {"benchmark": "enroll_throughput", "photos": len(images), "decode_ms_per_photo": round(load_ms, 1),
+           "threads": args.threads, "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0],
+           "results": rows}
+    if args.json:
+        print(json.dumps(out))
+        return
+    print(f"{len(images)} LFW photos (250x250 JPEG, decode {load_ms:.1f} ms each, not counted); "
+          f"{args.threads} threads; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    head = f"{'pipeline':45s} {'faces':>5s} {'detect ms':>9s} {'align ms':>8s} {'encode ms':>9s} {'faces/s':>8s}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['pipeline']:45s} {r['faces']:5d} {r['detect_ms']:9.1f} {r['align_ms']:8.1f} "
+              f"{r['encode_ms']:9.1f} {r['faces_per_s']:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
