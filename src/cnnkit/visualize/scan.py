@@ -108,8 +108,11 @@ class TopK:
         self.flat = torch.cat([self.flat, flat], 1).gather(1, top)
 
     def result(self, rf: ReceptiveField | None = None) -> LayerTop:
-        pos = [torch.unravel_index(self.flat, self.feature_shape)] if self.feature_shape else []
-        position = torch.stack(pos[0], -1) if pos else torch.empty(*self.flat.shape, 0, dtype=torch.int64)
+        coords, rest = [], self.flat  # unravel by hand: torch.unravel_index imports sympy (seconds)
+        for n in reversed(self.feature_shape):
+            coords.append(rest % n)
+            rest = rest // n
+        position = torch.stack(coords[::-1], -1) if coords else torch.empty(*self.flat.shape, 0, dtype=torch.int64)
         return LayerTop(self.units.clone(), self.activation.clone(), self.index.clone(), position,
                         self.feature_shape, rf)
 
