@@ -32,14 +32,13 @@ def _images(size: int):
     from PIL import Image
     from skimage import data
 
-    def tensor(arr: np.ndarray, long_side: int) -> torch.Tensor:
-        img = Image.fromarray(arr)
-        scale = long_side / max(img.size)
-        img = img.resize((round(img.size[0] * scale), round(img.size[1] * scale)), Image.Resampling.LANCZOS)
-        return torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255)
+    def tensor(arr: np.ndarray, wh: tuple[int, int]) -> torch.Tensor:
+        img = Image.fromarray(arr).resize(wh, Image.Resampling.LANCZOS)
+        return torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(255).contiguous()
 
-    content = tensor(data.astronaut(), size)
-    style = tensor(np.array(Image.open(STARRY).convert("RGB")), size)
+    astronaut = data.astronaut()  # square; the tutorial needs the style image at the content's size
+    content = tensor(astronaut, (size, size))
+    style = tensor(np.array(Image.open(STARRY).convert("RGB")), (size, size))
     return content, style
 
 
