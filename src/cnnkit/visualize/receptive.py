@@ -34,6 +34,7 @@ __all__ = [
     "receptive_field",
     "unit_box",
     "measured_receptive_field",
+    "measured_receptive_fields",
     "linearised_copy",
 ]
 
@@ -339,22 +340,33 @@ def measured_receptive_field(model: nn.Module, layer: str, input_shape: Sequence
             False measures the model as it is (a subset of the field where ReLUs are dead or max
             pooling routes the gradient elsewhere).
     """
+    return measured_receptive_fields(model, layer, input_shape, [position], channel=channel,
+                                     linearise=linearise)[0]
+
+
+def measured_receptive_fields(model: nn.Module, layer: str, input_shape: Sequence[int],
+                              positions: Sequence[Sequence[int] | None], *, channel: int = 0,
+                              linearise: bool = True) -> list[tuple[tuple[int, int], ...]]:
+    """:func:`measured_receptive_field` for several positions, with one copy and one forward pass."""
     import copy
 
     net = linearised_copy(model) if linearise else copy.deepcopy(model).eval()
     net = net.to(torch.float64)
     x = torch.rand(1, *input_shape, dtype=torch.float64, requires_grad=True)
     out = _forward_to(net, layer, x)
-    if position is None:
-        position = tuple(s // 2 for s in out.shape[2:])
-    out[(0, channel, *position)].backward()
-    nonzero = x.grad[0].abs().sum(0) != 0
-    if not nonzero.any():
-        raise CnnkitError(f"unit {channel} at {tuple(position)} of {layer} has no gradient")
-    box = []
-    for dim in range(nonzero.ndim):
-        other = tuple(d for d in range(nonzero.ndim) if d != dim)
-        hit = nonzero.any(dim=other) if other else nonzero
-        idx = hit.nonzero().flatten()
-        box.append((int(idx.min()), int(idx.max()) + 1))
-    return tuple(box)
+    boxes = []
+    for position in positions:
+        if position is None:
+            position = tuple(s // 2 for s in out.shape[2:])
+        (grad,) = torch.autograd.grad(out[(0, channel, *position)], x, retain_graph=True)
+        nonzero = grad[0].abs().sum(0) != 0
+        if not nonzero.any():
+            raise CnnkitError(f"unit {channel} at {tuple(position)} of {layer} has no gradient")
+        box = []
+        for dim in range(nonzero.ndim):
+            other = tuple(d for d in range(nonzero.ndim) if d != dim)
+            hit = nonzero.any(dim=other) if other else nonzero
+            idx = hit.nonzero().flatten()
+            box.append((int(idx.min()), int(idx.max()) + 1))
+        boxes.append(tuple(box))
+    return boxes
