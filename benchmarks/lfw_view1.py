@@ -27,6 +27,9 @@ from cnnkit.faces.pairs import pair_distances, read_pairs
 PIPELINES = {
     "cnnkit (retinaface + landmark template)": dict(detector="retinaface", alignment="landmarks"),
     "cnnkit (retinaface + dlib sp5)": dict(detector="retinaface", alignment="sp5"),
+    "cnnkit (retinaface + joint 10-point)": dict(detector="retinaface", alignment="joint"),
+    "cnnkit (retinaface + template, flip)": dict(detector="retinaface", alignment="landmarks", flip=True),
+    "cnnkit (retinaface + joint 10-point, flip)": dict(detector="retinaface", alignment="joint", flip=True),
     "face_recognition (hog + sp5)": dict(detector="hog"),
 }
 

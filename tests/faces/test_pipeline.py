@@ -104,3 +104,17 @@ def test_lfw_same_and_different_people(pipeline, lfw_dir: Path) -> None:
     a2 = pipeline.encode_one(lfw_dir / "Colin_Powell/Colin_Powell_0002.jpg", largest=True)
     b = pipeline.encode_one(lfw_dir / "Aaron_Eckhart/Aaron_Eckhart_0001.jpg", largest=True)
     assert _dist(a1, a2) < 0.5 < 0.7 < min(_dist(a1, b), _dist(a2, b))
+
+
+def test_alignments_and_flip(astronaut: np.ndarray) -> None:
+    base = FacePipeline()
+    det = base.detect(astronaut)[0]
+    chips = {a: FacePipeline(alignment=a).align(astronaut, det) for a in ("landmarks", "sp5", "joint")}
+    e = base.encode(list(chips.values()))
+    assert e.shape == (3, 128)
+    assert max(np.linalg.norm(e[0] - e[1]), np.linalg.norm(e[0] - e[2])) < 0.25  # same face, slightly moved
+    flip = FacePipeline(flip=True)
+    chip = chips["landmarks"]
+    expected = (base.encode([chip])[0] + base.encode([chip[:, ::-1].copy()])[0]) / 2
+    np.testing.assert_allclose(flip.encode([chip])[0], expected, atol=1e-5)
+    assert flip.config_key != base.config_key and flip.tag == base.tag

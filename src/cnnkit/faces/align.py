@@ -134,22 +134,24 @@ def align_face(
 
     Args:
         image: uint8, shape (H, W, 3) RGB or (H, W) grey.
-        landmarks: shape (5, 2) in image pixels, in the convention ``kind``.
+        landmarks: shape (5, 2) in image pixels, in the convention ``kind`` (or (N, 2) matching
+            ``template``).
         kind: landmark convention, a key of :data:`TEMPLATES` (ignored when ``template`` is given).
         size: side of the square chip in pixels.
         padding: border around the template, as a fraction of its size (dlib's 0.25 by default).
-        template: unit-square template of shape (5, 2) overriding ``kind``.
+        template: unit-square template of shape (N, 2) overriding ``kind``.
 
     Returns:
         the chip, uint8, shape (size, size, 3).
     """
     rgb = as_rgb_uint8(image)
     lm = np.asarray(landmarks, dtype=np.float64)
-    check_shape(lm, "5 2", name="landmarks")
     if template is None:
         if kind not in TEMPLATES:
             raise UnknownNameError(f"unknown landmark kind {kind!r}; known: {', '.join(TEMPLATES)}")
         template = TEMPLATES[kind]
+    n = check_shape(template, "N 2", name="template")["N"]
+    check_shape(lm, f"{n} 2", name="landmarks")
     dst = chip_points(template, size=size, padding=padding)
     m = similarity_transform(dst, lm)  # chip pixels -> image pixels
     return _extract_chip(rgb, m, size)

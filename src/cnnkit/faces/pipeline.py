@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnkit.core.errors import CnnkitError, MultipleFacesError, NoFaceFoundError, UnknownNameError
 from cnnkit.data.image_io import load_image
-from cnnkit.faces.align import align_face, sp5_box
+from cnnkit.faces.align import TEMPLATES, align_face, sp5_box
 from cnnkit.faces.detect import FaceDetector, ShapePredictor5, as_rgb_uint8, create_detector
 from cnnkit.faces.encoders import FaceEncoder, load_face_encoder
 from cnnkit.faces.types import Detection, FaceResult
@@ -25,7 +25,8 @@ __all__ = ["FacePipeline", "primary_face", "ALIGNMENTS"]
 #: ``"landmarks"``: align the detector's own five points onto their template.
 #: ``"sp5"``: run dlib's 5-point shape predictor in a dlib-style box placed from the detection, then
 #: align its points onto dlib's template (what dlib's training chips were made from).
-ALIGNMENTS = ("landmarks", "sp5")
+#: ``"joint"``: one least-squares fit of both point sets (10 points) onto both templates.
+ALIGNMENTS = ("landmarks", "sp5", "joint")
 
 ImageInput = str | os.PathLike[str] | np.ndarray
 
@@ -57,6 +58,8 @@ class FacePipeline:
         min_face_size: smallest face side in pixels (``None``: the detector's default).
         device: ``"cpu"`` (``"cuda"`` lets onnxruntime use CUDA for detection where available).
         alignment: one of :data:`ALIGNMENTS`; ``"sp5"`` is always used with ``"hog"``.
+        flip: encode each chip and its mirror image and average the two encodings (twice the
+            encoder time).
         batch_size: chips per encoder call in :meth:`encode_many`.
         detector_options: further :class:`~cnnkit.faces.detect.DetectorConfig` fields.
 
@@ -75,6 +78,7 @@ class FacePipeline:
         min_face_size: int | None = None,
         device: str = "cpu",
         alignment: str = "landmarks",
+        flip: bool = False,
         batch_size: int = 32,
         **detector_options: Any,
     ) -> None:
@@ -91,6 +95,7 @@ class FacePipeline:
             **detector_options,
         )
         self.alignment = "sp5" if detector == "hog" else alignment
+        self.flip = bool(flip)
         self.batch_size = int(batch_size)
         self.device = device
         self._sp5 = ShapePredictor5()
@@ -113,12 +118,12 @@ class FacePipeline:
         """Everything that changes an encoding: encoder tag, detector, its settings, alignment."""
         cfg = self.detector.config
         settings = ",".join(f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if f.name != "threads")
-        return f"{self.tag}|{self.detector.tag}|{settings}|align={self.alignment}"
+        return f"{self.tag}|{self.detector.tag}|{settings}|align={self.alignment}" + ("|flip" if self.flip else "")
 
     def __repr__(self) -> str:
         return (
             f"FacePipeline(encoder={self.encoder.name!r}, detector={self.detector.name!r}, "
-            f"alignment={self.alignment!r}, config={self.detector.config})"
+            f"alignment={self.alignment!r}, flip={self.flip}, config={self.detector.config})"
         )
 
     # -- steps ------------------------------------------------------------------------------
@@ -135,14 +140,21 @@ class FacePipeline:
     def align(self, rgb: np.ndarray, det: Detection) -> np.ndarray:
         """The encoder's chip for one detection, uint8 (S, S, 3)."""
         size, padding = self.encoder.chip_size, self.encoder.chip_padding
-        if self.alignment == "sp5" and det.kind != "dlib5":
-            landmarks = self._sp5(rgb, sp5_box(det.landmarks, det.kind))
-            return align_face(rgb, landmarks, kind="dlib5", size=size, padding=padding)
+        if self.alignment in ("sp5", "joint") and det.kind != "dlib5":
+            dlib_points = self._sp5(rgb, sp5_box(det.landmarks, det.kind))
+            if self.alignment == "sp5":
+                return align_face(rgb, dlib_points, kind="dlib5", size=size, padding=padding)
+            points = np.vstack([det.landmarks, dlib_points])
+            template = np.vstack([TEMPLATES[det.kind], TEMPLATES["dlib5"]])
+            return align_face(rgb, points, template=template, size=size, padding=padding)
         return align_face(rgb, det.landmarks, kind=det.kind, size=size, padding=padding)
 
     def encode(self, chips: list[np.ndarray]) -> np.ndarray:
         """Encodings of aligned chips, float32 (N, D)."""
-        return self.encoder.encode(chips)
+        if not self.flip or not chips:
+            return self.encoder.encode(chips)
+        both = self.encoder.encode(list(chips) + [np.ascontiguousarray(c[:, ::-1]) for c in chips])
+        return ((both[: len(chips)] + both[len(chips):]) / 2).astype(np.float32)
 
     # -- whole pipeline ---------------------------------------------------------------------
     def faces(self, image: ImageInput) -> list[FaceResult]:
