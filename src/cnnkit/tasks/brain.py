@@ -17,12 +17,12 @@ PATCH = 32
 
 @register_task
 class Brain3d(ConvTask):
-    name, metric, model, epochs = "brain3d", "dice", "unet3d", 6
+    name, metric, model, epochs = "brain3d", "dice", "unet3d", 5
     input_shape = (1, PATCH, PATCH, PATCH)
     classes = TISSUES
     preprocessing = {"template": "MNI152 2009 T1, 2 mm, values in [0, 1]", "split_axis": 1}
     model_kwargs = {"in_channels": 1, "num_classes": 3, "widths": (8, 16, 32)}
-    patches = 400
+    patches = 300
 
     def fit(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
         t1, labels = load_mni152_tissues(2)

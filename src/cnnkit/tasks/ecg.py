@@ -31,11 +31,12 @@ class _UCRTask(ConvTask):
     preprocessing = {"znormalize": "per series"}
     batch_size = 16
     lr = 3e-3
+    augment = True
 
     def fit(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
         x, y = _tensors(self.dataset, "train", data)
         return fit(model, x, y, epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
-                   augment=augment_series, progress=progress, desc=self.name)
+                   augment=augment_series if self.augment else None, progress=progress, desc=self.name)
 
     def score(self, model: nn.Module, *, data: DataPath) -> dict[str, float]:
         x, y = _tensors(self.dataset, "test", data)
