@@ -36,8 +36,8 @@ def main() -> int:
     args = parser.parse_args()
     layers = args.layers.split(",") if args.layers else None
     model, name, _ = _load_model(args.model, layers, "cpu")
-    layers = layers or _default_layers(model, name)
     data = open_source(args.data, size=args.size)
+    layers = layers or _default_layers(model, name, data[0])
     ckpt = Path(args.outdir) / "scan.ckpt"
     result = scan_top_units(model, data, layers, top=9, units=args.units, batch_size=args.batch_size,
                             checkpoint=ckpt, progress=False)

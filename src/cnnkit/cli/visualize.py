@@ -55,14 +55,21 @@ def _default_data(config: dict[str, Any]) -> str:
     raise CnnkitError("--data is required for this model")
 
 
-def _default_layers(model: Any, name: str) -> list[str]:
+def _default_layers(model: Any, name: str, example: Any = None) -> list[str]:
+    """conv1_1..conv5_1 for VGG19; else every convolution whose receptive field can be composed
+    (a U-Net's encoder, not its decoder after the transposed convolutions)."""
     import torch
+
+    from cnnkit.visualize.receptive import receptive_fields
 
     if name == "vgg19":
         return list(VGG19_DEFAULT_LAYERS)
     convs = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))]
+    if example is not None:
+        fields = receptive_fields(model, ndim=example.ndim - 1, example=example[None])
+        convs = [n for n in convs if n in fields]
     if not convs:
-        raise CnnkitError("the model has no convolution; name the layers with --layers")
+        raise CnnkitError("the model has no convolution with a known receptive field; name the layers with --layers")
     return convs
 
 
@@ -73,7 +80,7 @@ def _setup(model: str, data: str | None, layers: str | None, size: int, cube: in
     layer_list = _split(layers)
     net, name, config = _load_model(model, layer_list, device)
     dataset = open_source(data or _default_data(config), size=size, cube=cube, limit=limit)
-    return net, name, dataset, layer_list or _default_layers(net, name)
+    return net, name, dataset, layer_list or _default_layers(net, name, dataset[0])
 
 
 @click.group()
