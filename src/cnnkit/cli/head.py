@@ -17,7 +17,7 @@ def head() -> None:
 @click.option("--root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Image root of an LFW-format pairs file (default: the file's folder).")
 @click.option("--encoder", default="dlib_resnet", show_default=True, help="Face encoder name or MODEL.")
-@click.option("--features", default="abs", show_default=True, help="Comma list of abs, chi2.")
+@click.option("--features", default="abs", show_default=True, help="Comma list of abs, sq, chi2 (chi2 only for non-negative encodings).")
 @click.option("--pairs-per-person", default=20, show_default=True,
               help="When PAIRS is a folder of identities: same-person pairs sampled per person.")
 @click.option("--seed", default=0, show_default=True)

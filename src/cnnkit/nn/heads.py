@@ -2,7 +2,7 @@
 
 :class:`PairClassifierHead` is the logistic unit of DeepFace (Taigman et al. 2014):
 ``y = sigmoid(sum_k w_k phi_k(f_i, f_j) + b)`` over element-wise features of two encodings,
-``|f_i - f_j|`` and, for non-negative encodings only, the chi-squared form
+``|f_i - f_j|``, ``(f_i - f_j)^2`` and, for non-negative encodings only, the chi-squared form
 ``(f_i - f_j)^2 / (f_i + f_j)``. It is serialised to plain JSON (:meth:`PairClassifierHead.to_json`)
 so that the gallery can store it, and :func:`head_probability` evaluates that JSON with numpy.
 """
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from cnnkit.core.checks import check_shape
 from cnnkit.core.errors import ShapeError, UnknownNameError
 
-FEATURES = ("abs", "chi2")
+FEATURES = ("abs", "sq", "chi2")
 _EPS = 1e-8
 
 
@@ -44,7 +44,7 @@ def pair_features(emb_a: Tensor, emb_b: Tensor, features: Sequence[str] = ("abs"
     """Element-wise pair features, concatenated: (T, D), (T, D) -> (T, len(features) * D).
 
     Raises:
-        UnknownNameError: a feature other than ``"abs"`` or ``"chi2"``.
+        UnknownNameError: a feature other than ``"abs"``, ``"sq"`` or ``"chi2"``.
         ShapeError: ``"chi2"`` asked for encodings that have negative entries.
     """
     check_shape(emb_a, "T D", name="emb_a")
@@ -53,6 +53,8 @@ def pair_features(emb_a: Tensor, emb_b: Tensor, features: Sequence[str] = ("abs"
     for name in features:
         if name == "abs":
             out.append((emb_a - emb_b).abs())
+        elif name == "sq":
+            out.append((emb_a - emb_b).pow(2))
         elif name == "chi2":
             if bool((emb_a < 0).any() or (emb_b < 0).any()):
                 raise ShapeError("the chi2 feature needs non-negative encodings; use features=('abs',)")
@@ -145,6 +147,8 @@ def head_probability(head_json: str | dict[str, Any], emb_a: np.ndarray, emb_b: 
         diff = a[:, None, :] - b[None, :, :]
         if name == "abs":
             logits += np.abs(diff) @ w[k]
+        elif name == "sq":
+            logits += (diff**2) @ w[k]
         elif name == "chi2":
             logits += (diff**2 / (a[:, None, :] + b[None, :, :] + _EPS)) @ w[k]
         else:
