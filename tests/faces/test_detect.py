@@ -101,11 +101,13 @@ def test_orl_tight_crops_detected(pipeline, orl_dir, photo: str) -> None:
     assert x2 - x1 > 40 and y2 - y1 > 50  # the face fills most of the 92x112 photo
 
 
-def test_orl_needs_upscaling(orl_dir) -> None:
+def test_upscaling_keeps_boxes_in_image_pixels(orl_dir) -> None:
     img = load_image(orl_dir / "s1" / "1.pgm")
-    found = create_detector("retinaface", upscale_below=0, border=0.0).detect(img)
-    assert len(create_detector("retinaface").detect(img)) == 1
-    assert len(found) <= 1  # documents the reason for upscale_below / border (may find nothing)
+    plain = create_detector("retinaface", upscale_below=0, border=0.0).detect(img)
+    scaled = create_detector("retinaface").detect(img)  # enlarged to 320 px and padded by 10%
+    assert len(plain) == len(scaled) == 1
+    assert np.abs(np.subtract(plain[0].box, scaled[0].box)).max() < 6
+    assert np.abs(plain[0].landmarks - scaled[0].landmarks).max() < 4
 
 
 def test_lfw_people(pipeline, lfw_dir) -> None:
