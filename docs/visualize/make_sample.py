@@ -33,6 +33,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--show", type=int, default=8, help="units drawn per layer")
     parser.add_argument("--prefix", default=None)
+    parser.add_argument("--cell", type=int, default=None, help="cell side in pixels [default: by field size]")
+    parser.add_argument("--quality", type=int, default=80, help="JPEG quality")
     args = parser.parse_args()
     layers = args.layers.split(",") if args.layers else None
     model, name, _ = _load_model(args.model, layers, "cpu")
@@ -43,11 +45,11 @@ def main() -> int:
                             checkpoint=ckpt, progress=False)
     prefix = args.prefix or name
     for layer, table in result.layers.items():
-        sheet = contact_sheet(table, data, title=f"{name} {layer}", max_units=args.show)
+        sheet = contact_sheet(table, data, title=f"{name} {layer}", max_units=args.show, cell=args.cell)
         photo = table.receptive_field.ndim == 2  # photos compress as JPEG, plots and slices as PNG
         target = HERE / f"{prefix}_{layer_file_name(layer)}.{'jpg' if photo else 'png'}"
         if photo:
-            sheet.save(target, quality=82, optimize=True)
+            sheet.save(target, quality=args.quality, optimize=True)
         else:
             sheet.quantize(64).save(target, optimize=True)
         print(f"{target.name}: {sheet.size[0]}x{sheet.size[1]}, {target.stat().st_size // 1024} KB")

