@@ -178,3 +178,17 @@ def test_cli_face_encoder_uses_its_own_preprocessing(tmp_path, orl_dir):
     assert doc["model"] == "small_cnn"
     first = next(iter(doc["layers"].values()))["units"][0]["top"][0]
     assert first["source"].endswith(".pgm") and max(first["box"][2], first["box"][3]) <= 56
+
+
+def test_filters_are_shown_in_the_input_channel_order():
+    """VGG19's caffe weights read BGR; the grid shows them as RGB again."""
+    from cnnkit.nn.vgg import VGG19Features
+    from cnnkit.visualize.filters import filter_image, input_channel_order
+
+    model = VGG19Features(last_layer="conv1_1")
+    assert input_channel_order(model) == [2, 1, 0]
+    with torch.no_grad():
+        model.conv1_1.weight.zero_()
+        model.conv1_1.weight[:, 0] = 1.0  # every kernel reads only the model's channel 0 = blue
+    pixels = np.asarray(filter_image(model, cell=8))[20:28, 2:10].reshape(-1, 3)  # the first tile
+    assert (pixels[:, 2] > 200).all() and (pixels[:, 0] < 50).all()  # blue, not red
