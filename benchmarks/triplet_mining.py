@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit.distances import pairwise_distance
-from cnnkit.losses import triplet_loss_from_indices
+from cnnkit.losses import triplet_loss_from_distances
 from cnnkit.mining import mine_triplets
 
 MARGIN = 0.2
@@ -48,7 +48,7 @@ def _time_once(fn: Callable[[], Any]) -> float:
 def cnnkit_loss(strategy: str, emb: torch.Tensor, labels: torch.Tensor, *, squared: bool, reduction: str) -> float:
     dist = pairwise_distance(emb, squared=squared)
     idx = mine_triplets(strategy, dist, labels, margin=MARGIN, generator=torch.Generator().manual_seed(0))
-    return float(triplet_loss_from_indices(emb, idx, margin=MARGIN, squared=squared, reduction=reduction))
+    return float(triplet_loss_from_distances(dist, idx, margin=MARGIN, reduction=reduction))
 
 
 def naive_loss(strategy: str, emb: torch.Tensor, labels: torch.Tensor, *, squared: bool) -> float:
@@ -97,7 +97,7 @@ def pml_callables(emb: torch.Tensor, labels: torch.Tensor) -> dict[str, Callable
     return out
 
 
-def run(sizes: list[int], dim: int, repeats: int, naive_max: int) -> list[dict[str, Any]]:
+def run(sizes: list[int], dim: int, repeats: int, naive_max: int, progress: bool = False) -> list[dict[str, Any]]:
     rows = []
     for b in sizes:
         g = torch.Generator().manual_seed(b)
@@ -130,6 +130,8 @@ def run(sizes: list[int], dim: int, repeats: int, naive_max: int) -> list[dict[s
                 ours_sum = cnnkit_loss(strategy, emb, labels, squared=True, reduction="sum")
                 row["naive_agree"] = math.isclose(ours_sum, ref, rel_tol=1e-4, abs_tol=1e-5)
             rows.append(row)
+            if progress:
+                print("  " + json.dumps(row), flush=True)
     return rows
 
 
@@ -143,7 +145,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows = run(args.sizes, args.dim, args.repeats, args.naive_max)
+    rows = run(args.sizes, args.dim, args.repeats, args.naive_max, progress=not args.json)
     if args.json:
         print(json.dumps({"threads": args.threads, "margin": MARGIN, "rows": rows}))
         return

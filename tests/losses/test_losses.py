@@ -42,6 +42,20 @@ def test_triplet_matches_naive_loop(squared):
     assert float(triplet_margin_loss(a, p, n, margin=0.5, squared=squared)) == pytest.approx(total)
 
 
+@pytest.mark.parametrize("squared", [True, False])
+def test_loss_from_distance_matrix_equals_gathered_rows(squared):
+    g = torch.Generator().manual_seed(3)
+    emb = torch.randn(10, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    a, p, n = (torch.randint(0, 10, (30,), generator=g) for _ in range(3))
+    keep = (a != p) & (a != n)
+    idx = TripletIndices(a[keep], p[keep], n[keep])
+    got = triplet_loss_from_indices(emb, idx, margin=0.7, squared=squared)
+    expected = triplet_margin_loss(emb[idx.anchor], emb[idx.positive], emb[idx.negative], margin=0.7, squared=squared)
+    torch.testing.assert_close(got, expected)
+    got.backward()
+    assert torch.isfinite(emb.grad).all()
+
+
 def test_triplet_docstring_warns_about_minus_sign():
     assert "minus sign" in triplet_margin_loss.__doc__ and "maximise" in triplet_margin_loss.__doc__
 

@@ -21,7 +21,7 @@ def test_two_epochs_lower_the_loss_and_save_a_usable_model(orl_dir, tmp_path):
     assert hist[1]["loss"] < hist[0]["loss"]
     assert {"val_eer", "val_rank1", "val_accuracy", "active_triplets", "mean_pos_dist", "mean_neg_dist"} <= set(hist[1])
     config = json.loads((out / "model.json").read_text())
-    assert config["input"] == {"size": [48, 40], "channels": 1, "align": False}
+    assert config["input"] == {"size": [48, 40], "channels": 1, "align": False, "flip_tta": True}
     assert config["train"]["train_people"] and not set(config["train"]["train_people"]) & set(config["train"]["val_people"])
     report = oneshot_eval(orl_dir, out, people="s7..s9", seeds=3, use_store=False)
     assert report["people"] == 3 and report["probes"] == 27 and 0 <= report["rank1"] <= 1

@@ -44,6 +44,8 @@ def test_select_people_ranges_and_globs():
     names = [f"s{i}" for i in range(1, 41)]
     assert select_people(names, "s1..s3,s40") == ["s1", "s2", "s3", "s40"]
     assert select_people(names, "s3*") == ["s3"] + [f"s{i}" for i in range(30, 40)]
+    padded = [f"subject{i:02d}" for i in range(1, 16)]
+    assert select_people(padded, "subject01..subject10") == padded[:10]
     with pytest.raises(CnnkitError, match="matches no folder"):
         select_people(names, "x1")
 

@@ -44,7 +44,8 @@ def select_people(names: Sequence[str], spec: str | None) -> list[str]:
     for item in (s.strip() for s in spec.split(",") if s.strip()):
         m = _RANGE.match(item)
         if m and m.group(1) == (m.group(3) or m.group(1)):
-            wanted = {f"{m.group(1)}{i}" for i in range(int(m.group(2)), int(m.group(4)) + 1)}
+            width = len(m.group(2)) if m.group(2).startswith("0") else 0  # s01..s10 keeps the padding
+            wanted = {f"{m.group(1)}{i:0{width}d}" for i in range(int(m.group(2)), int(m.group(4)) + 1)}
             hits = [n for n in names if n in wanted]
         else:
             hits = fnmatch.filter(names, item)
@@ -133,9 +134,9 @@ class IdentityFolder:
 
 
 def augment(img: Tensor, *, generator: torch.Generator | None = None, flip: float = 0.5, crop: float = 0.1,
-            brightness: float = 0.2) -> Tensor:
-    """Random horizontal flip, random crop (of up to ``crop`` of each side, resized back) and
-    brightness/contrast jitter, per image.
+            rotate: float = 0.0, brightness: float = 0.2) -> Tensor:
+    """Random horizontal flip, random crop (of up to ``crop`` of each side, resized back), rotation
+    by up to ``rotate`` degrees and brightness/contrast jitter, per image.
 
     Args:
         img: prepared images in [-1, 1], shape (B, C, H, W).
@@ -149,13 +150,16 @@ def augment(img: Tensor, *, generator: torch.Generator | None = None, flip: floa
     if flip:
         mask = torch.rand(b, generator=generator) < flip
         out[mask] = out[mask].flip(-1)
-    if crop:
+    if crop or rotate:
         # an affine grid per image: scale in [1 - crop, 1], shift within the margin left over
         scale = 1 - crop * torch.rand(b, generator=generator)
         shift = (1 - scale)[:, None] * (2 * torch.rand(b, 2, generator=generator) - 1)
+        angle = torch.deg2rad(rotate * (2 * torch.rand(b, generator=generator) - 1))
         theta = torch.zeros(b, 2, 3)
-        theta[:, 0, 0] = scale
-        theta[:, 1, 1] = scale
+        theta[:, 0, 0] = scale * torch.cos(angle)
+        theta[:, 0, 1] = -scale * torch.sin(angle)
+        theta[:, 1, 0] = scale * torch.sin(angle)
+        theta[:, 1, 1] = scale * torch.cos(angle)
         theta[:, :, 2] = shift
         grid = torch.nn.functional.affine_grid(theta.to(img.dtype), [b, img.shape[1], h, w], align_corners=False)
         out = torch.nn.functional.grid_sample(out, grid, mode="bilinear", padding_mode="border", align_corners=False)

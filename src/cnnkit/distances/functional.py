@@ -28,8 +28,12 @@ def pairwise_squared_l2(x: Tensor, y: Tensor | None = None) -> Tensor:
 
 
 def pairwise_l2(x: Tensor, y: Tensor | None = None) -> Tensor:
-    """Euclidean distance between every row of ``x`` (N, D) and every row of ``y`` (M, D) -> (N, M)."""
-    return pairwise_squared_l2(x, y).sqrt()
+    """Euclidean distance between every row of ``x`` (N, D) and every row of ``y`` (M, D) -> (N, M).
+
+    The squared distance is clamped at 1e-12 under the root, so that the gradient stays finite
+    where two rows coincide (the diagonal); such distances read 1e-6 instead of 0.
+    """
+    return pairwise_squared_l2(x, y).clamp_min(1e-12).sqrt()
 
 
 def pairwise_distance(x: Tensor, y: Tensor | None = None, *, squared: bool = True) -> Tensor:

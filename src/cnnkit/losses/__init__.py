@@ -4,6 +4,7 @@ from cnnkit.losses.functional import (
     REDUCTIONS,
     contrastive_loss,
     reduce_loss,
+    triplet_loss_from_distances,
     triplet_loss_from_indices,
     triplet_margin_loss,
 )
@@ -11,5 +12,5 @@ from cnnkit.losses.triplet import TripletMarginLoss
 
 __all__ = [
     "REDUCTIONS", "ContrastiveLoss", "TripletMarginLoss", "contrastive_loss", "reduce_loss",
-    "triplet_loss_from_indices", "triplet_margin_loss",
+    "triplet_loss_from_distances", "triplet_loss_from_indices", "triplet_margin_loss",
 ]

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from cnnkit.core.checks import check_same_shape, check_shape
 from cnnkit.core.errors import UnknownNameError
-from cnnkit.distances.functional import row_distance
+from cnnkit.distances.functional import pairwise_distance, row_distance
 
 Reduction = Literal["sum", "mean", "mean_active", "none"]
 REDUCTIONS = ("sum", "mean", "mean_active", "none")
@@ -93,12 +93,29 @@ def contrastive_loss(
     return reduce_loss(values, reduction, anchor=x1)
 
 
-def triplet_loss_from_indices(
-    emb: Tensor, indices: tuple[Tensor, Tensor, Tensor], **kwargs: object,
+def triplet_loss_from_distances(
+    dist: Tensor, indices: tuple[Tensor, Tensor, Tensor], *, margin: float = 0.2, reduction: Reduction = "sum",
 ) -> Tensor:
-    """:func:`triplet_margin_loss` on the triplets ``indices`` (each (T,)) of ``emb`` (B, D)."""
-    check_shape(emb, "B D", name="emb")
+    """Triplet loss of mined triplets read off a distance matrix: ``max(dist[a, p] - dist[a, n] + margin, 0)``.
+
+    The same values as :func:`triplet_margin_loss` on the gathered rows, without gathering
+    (T, D) copies of the embeddings (T can be millions for batch-all mining).
+
+    Args:
+        dist: distances with gradients, shape (B, B) (squared or plain Euclidean).
+        indices: anchor, positive, negative, each (T,).
+    """
+    check_shape(dist, "B B", name="dist")
     a, p, n = indices
-    if len(a) == 0:
-        return reduce_loss(emb.new_zeros(0), kwargs.get("reduction", "sum"), anchor=emb)  # type: ignore[arg-type]
-    return triplet_margin_loss(emb[a], emb[p], emb[n], **kwargs)  # type: ignore[arg-type]
+    return reduce_loss(torch.relu(dist[a, p] - dist[a, n] + margin), reduction, anchor=dist)
+
+
+def triplet_loss_from_indices(
+    emb: Tensor, indices: tuple[Tensor, Tensor, Tensor], *, margin: float = 0.2, squared: bool = True,
+    reduction: Reduction = "sum",
+) -> Tensor:
+    """:func:`triplet_margin_loss` on the triplets ``indices`` (each (T,)) of ``emb`` (B, D), through
+    the (B, B) distance matrix (:func:`triplet_loss_from_distances`)."""
+    check_shape(emb, "B D", name="emb")
+    return triplet_loss_from_distances(pairwise_distance(emb, squared=squared), indices, margin=margin,
+                                       reduction=reduction)

@@ -7,7 +7,8 @@ A model is a directory ``MODEL/`` holding ``model.safetensors`` (weights) and ``
      "metrics": {...}, "version": "...", "train": {...}}
 
 ``input.align = false`` means: feed the whole image, resized (tightly cropped photos such as ORL);
-``true`` means: feed aligned face crops. :func:`encode_images` applies exactly the preprocessing the
+``true`` means: feed aligned face crops. ``input.flip_tta = true`` (optional) averages the
+encodings of each image and its mirror image (then L2-normalises again). :func:`encode_images` applies exactly the preprocessing the
 training used (:func:`prepare_images`).
 """
 from __future__ import annotations
@@ -112,7 +113,10 @@ def encode_images(model: nn.Module, config: dict[str, Any], images: Sequence[np.
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(images), batch_size):
-        x = prepare_images(images[start:start + batch_size], size=inp["size"], channels=int(inp["channels"]))
-        out.append(model(x.to(device)).float().cpu().numpy())
+        x = prepare_images(images[start:start + batch_size], size=inp["size"], channels=int(inp["channels"])).to(device)
+        emb = model(x)
+        if inp.get("flip_tta"):
+            emb = torch.nn.functional.normalize(emb + model(x.flip(-1)), p=2, dim=1)
+        out.append(emb.float().cpu().numpy())
     dim = int(getattr(model, "embedding_dim", 0)) or (out[0].shape[1] if out else 0)
     return np.concatenate(out, axis=0) if out else np.zeros((0, dim), dtype=np.float32)

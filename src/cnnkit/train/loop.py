@@ -27,7 +27,7 @@ from cnnkit.core.errors import CnnkitError, UnknownNameError
 from cnnkit.data.folders import IdentityFolder, augment, scan_identity_folder
 from cnnkit.data.samplers import PKSampler, split_identities
 from cnnkit.distances.functional import pairwise_distance
-from cnnkit.losses.functional import contrastive_loss, triplet_loss_from_indices
+from cnnkit.losses.functional import contrastive_loss, triplet_loss_from_distances
 from cnnkit.mining.functional import MINERS, all_pairs, batch_all, mine_triplets
 from cnnkit.nn.checkpoint import model_files, prepare_images, save_encoder
 from cnnkit.nn.registry import create_encoder, list_encoders
@@ -49,16 +49,19 @@ class TrainConfig:
     margin: float | None = None
     squared: bool = True
     reduction: str = "sum"
-    epochs: int = 60
+    epochs: int = 15
     p: int = 8
     k: int = 4
     lr: float = 1e-3
     weight_decay: float = 5e-4
-    val_fraction: float = 0.2
+    val_fraction: float = 0.1
     people: str | None = None
     channels: int | None = None
     size: tuple[int, int] | None = None
     augment: bool = True
+    crop: float = 0.1
+    rotate: float = 0.0
+    brightness: float = 0.2
     seed: int = 0
 
     def resolved_margin(self) -> float:
@@ -111,15 +114,15 @@ def _batch_loss(emb: Tensor, labels: Tensor, cfg: TrainConfig, gen: torch.Genera
     Shapes: emb (B, D), labels (B,).
     """
     margin = cfg.resolved_margin()
+    dmat = pairwise_distance(emb, squared=cfg.squared)  # with gradients; mined on a detached view
     with torch.no_grad():
-        dmat = pairwise_distance(emb.detach(), squared=cfg.squared)
         same = labels[:, None] == labels[None, :]
         n_pos = same.sum(1) - 1
         n_valid = int((n_pos * (~same).sum(1)).sum())
-        active = len(batch_all(labels, dmat, margin=0.2 if cfg.loss == "contrastive" else margin))
+        active = len(batch_all(labels, dmat.detach(), margin=0.2 if cfg.loss == "contrastive" else margin))
     if cfg.loss == "triplet":
-        idx = mine_triplets(cfg.mining, dmat, labels, margin=margin, generator=gen)
-        loss = triplet_loss_from_indices(emb, idx, margin=margin, squared=cfg.squared, reduction=cfg.reduction)
+        idx = mine_triplets(cfg.mining, dmat.detach(), labels, margin=margin, generator=gen)
+        loss = triplet_loss_from_distances(dmat, idx, margin=margin, reduction=cfg.reduction)
     else:
         pairs = all_pairs(labels)
         first = torch.cat([pairs.a1, pairs.a2])
@@ -206,7 +209,7 @@ def fit(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: T
             idx = train_idx[batch]
             x = x_all[idx]
             if cfg.augment:
-                x = augment(x, generator=gen)
+                x = augment(x, generator=gen, crop=cfg.crop, rotate=cfg.rotate, brightness=cfg.brightness)
             lo, hi = d.rank * batch_size // d.world, (d.rank + 1) * batch_size // d.world
             emb = _gather(net(x[lo:hi]), d)
             loss, active = _batch_loss(emb, labels_all[idx], cfg, gen)
@@ -253,7 +256,7 @@ def _save(out: str | os.PathLike[str], model: nn.Module, opt: torch.optim.Optimi
           folder: IdentityFolder, train_people: list[int], val_people: list[int]) -> None:
     kwargs = {"embedding_dim": cfg.embedding_dim, **cfg.encoder_kwargs, "in_channels": channels, "input_size": size}
     config = {
-        "encoder": cfg.encoder, "kwargs": kwargs, "input": {"size": size, "channels": channels, "align": False},
+        "encoder": cfg.encoder, "kwargs": kwargs, "input": {"size": size, "channels": channels, "align": False, "flip_tta": cfg.augment},
         "metrics": history[-1], "history": history, "version": f"cnnkit-{__version__}/epoch-{epoch + 1}",
         "train": {**asdict(cfg), "data": str(folder.index.root),
                   "train_people": [folder.people[i] for i in train_people],
