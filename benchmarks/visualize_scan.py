@@ -66,9 +66,13 @@ def _worker(n: int, size: int, batch: int, threads: int) -> dict:
         state = sum(t.activation.nbytes + t.index.nbytes + t.position.nbytes for t in result.layers.values())
         return seconds, cpu, state
 
-    forward_only()  # warm-up (allocator, kernels), not timed
+    with torch.no_grad():  # warm-up (allocator, kernels), not timed
+        model(torch.stack([data[i] for i in range(min(n, batch))]))
+    rss = lambda: round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # noqa: E731
     t_forward, c_forward = forward_only()
+    rss_forward = rss()  # peak so far: model + one batch
     t_scan, c_scan, state = scan(True)
+    rss_scan = rss()
     t_scan_all, c_scan_all, _ = scan(False)
     return {"n": n, "image_size": size, "batch": batch, "threads": threads,
             "forward_s": round(t_forward, 3), "scan_s": round(t_scan, 3), "scan_all_positions_s": round(t_scan_all, 3),
@@ -76,8 +80,8 @@ def _worker(n: int, size: int, batch: int, threads: int) -> dict:
             "scan_all_positions_cpu_s": round(c_scan_all, 3),
             "ratio": round(t_scan / t_forward, 3), "ratio_all_positions": round(t_scan_all / t_forward, 3),
             "cpu_ratio": round(c_scan / c_forward, 3), "cpu_ratio_all_positions": round(c_scan_all / c_forward, 3),
-            "topk_state_bytes": state,
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            "topk_state_bytes": state, "peak_rss_forward_mb": rss_forward, "peak_rss_after_scan_mb": rss_scan,
+            "peak_rss_mb": rss()}
 
 
 def main() -> int:
@@ -101,6 +105,7 @@ def main() -> int:
     summary = {"benchmark": "visualize_scan", "model": f"vgg19 up to {LAYERS[-1]} (random weights)",
                "layers": list(LAYERS), "units": "all (64+128+256)", "top": 9, "rows": rows,
                "max_ratio": max(r["ratio"] for r in rows), "max_cpu_ratio": max(r["cpu_ratio"] for r in rows),
+               "scan_rss_growth_mb": round(rows[-1]["peak_rss_after_scan_mb"] - rows[0]["peak_rss_after_scan_mb"], 1),
                "rss_growth_mb": round(rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"], 1)}
     if args.json:
         print(json.dumps(summary))
@@ -109,13 +114,16 @@ def main() -> int:
           f"{args.image_size}px, batch {args.batch_size}, {args.threads} threads")
     print("wall and CPU seconds (CPU time is the fairer measure on a shared machine); ratio = scan / forward")
     head = (f"{'N':>6} {'forward s':>10} {'scan s':>7} {'ratio':>6} {'fwd CPU':>8} {'scan CPU':>9} {'ratio':>6} "
-            f"{'all-pos CPU':>12} {'ratio':>6} {'top-k KB':>9} {'peak RSS MB':>12}")
+            f"{'all-pos CPU':>12} {'ratio':>6} {'top-k KB':>9} {'RSS fwd':>8} {'RSS scan':>9} {'RSS all':>8}")
     print(head)
     for r in rows:
         print(f"{r['n']:>6} {r['forward_s']:>10.2f} {r['scan_s']:>7.2f} {r['ratio']:>6.2f} "
               f"{r['forward_cpu_s']:>8.2f} {r['scan_cpu_s']:>9.2f} {r['cpu_ratio']:>6.2f} "
               f"{r['scan_all_positions_cpu_s']:>12.2f} {r['cpu_ratio_all_positions']:>6.2f} "
-              f"{r['topk_state_bytes'] / 1024:>9.1f} {r['peak_rss_mb']:>12.1f}")
+              f"{r['topk_state_bytes'] / 1024:>9.1f} {r['peak_rss_forward_mb']:>8.1f} "
+              f"{r['peak_rss_after_scan_mb']:>9.1f} {r['peak_rss_mb']:>8.1f}")
+    print("RSS: peak resident MB of the process after the forward passes, after the scan, after the "
+          "all-positions scan (ru_maxrss only grows)")
     return 0
 
 
