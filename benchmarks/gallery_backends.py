@@ -53,12 +53,16 @@ def pct(lat: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
 
 
-def ground_truth(x: np.ndarray, queries: np.ndarray, k: int) -> list[set[str]]:
-    out = []
-    for q in queries:
-        d = ((x - q) ** 2).sum(1)
-        out.append({f"p{i:07d}" for i in np.argpartition(d, k)[:k]})
-    return out
+def ground_truth(x: np.ndarray, queries: np.ndarray, k: int, chunk: int = 100_000) -> list[set[str]]:
+    """Exact top-k names per query. Unit vectors: nearest = largest dot product; in row chunks."""
+    best_ids = np.empty((len(queries), 0), dtype=np.int64)
+    best_dot = np.empty((len(queries), 0), dtype=np.float32)
+    for s in range(0, len(x), chunk):
+        dots = np.concatenate([best_dot, queries @ x[s:s + chunk].T], axis=1)
+        ids = np.concatenate([best_ids, np.broadcast_to(np.arange(s, s + len(x[s:s + chunk])), (len(queries), len(x[s:s + chunk])))], axis=1)
+        top = np.argpartition(-dots, k - 1, axis=1)[:, :k]
+        best_dot, best_ids = np.take_along_axis(dots, top, 1), np.take_along_axis(ids, top, 1)
+    return [{f"p{i:07d}" for i in row} for row in best_ids]
 
 
 def recall(results: list[list], truth: list[set[str]]) -> float:
@@ -109,7 +113,15 @@ def run_size(n: int, kind: str, args: argparse.Namespace, pg_url: str, workdir: 
     truth = ground_truth(x, queries, k)
     row: dict = {"n": n, "dim": d, "data": kind}
 
-    # ---- SQLite ----------------------------------------------------------------------------
+    if "sqlite" in args.backends:
+        run_sqlite(row, n, x, names, queries, truth, workdir, k, log)
+    if "pg" in args.backends:
+        run_pg(row, n, x, names, queries, truth, args, pg_url, k, kind, log)
+    return row
+
+
+def run_sqlite(row: dict, n: int, x: np.ndarray, names: list[str], queries: np.ndarray,
+               truth: list[set[str]], workdir: Path, k: int, log) -> None:
     path = workdir / f"g{n}.sqlite"
     sq = SQLiteGallery(path)
     t = time.perf_counter()
@@ -126,9 +138,12 @@ def run_size(n: int, kind: str, args: argparse.Namespace, pg_url: str, workdir: 
     row["sqlite_client_rss_delta_mb"] = round((psutil.Process().memory_info().rss - rss0) / 2**20)
     row["sqlite_disk_mb"] = round(sum(p.stat().st_size for p in workdir.glob(f"g{n}.sqlite*")) / 2**20, 1)
     sq.close()
+    path.unlink(missing_ok=True)
     log(f"[{n}] sqlite exact {row['sqlite_exact']}")
 
-    # ---- PostgreSQL ------------------------------------------------------------------------
+
+def run_pg(row: dict, n: int, x: np.ndarray, names: list[str], queries: np.ndarray, truth: list[set[str]],
+           args: argparse.Namespace, pg_url: str, k: int, kind: str, log) -> None:
     schema = f"bench_{kind}_{n}"
     with psycopg.connect(pg_url, autocommit=True) as admin:
         admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -164,10 +179,9 @@ def run_size(n: int, kind: str, args: argparse.Namespace, pg_url: str, workdir: 
     row["pg_disk_mb"] = round(sizes["total"] / 2**20, 1)
     row["pg_index_mb"] = round(sizes["faces_indexes"] / 2**20, 1)
     row["pg_server_rss_mb"] = round(server_rss(pg) / 2**20)
+    row["pg_shared_buffers"] = pg.conn.execute("SHOW shared_buffers").fetchone()[0]
     pg.conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     pg.close()
-    path.unlink(missing_ok=True)
-    return row
 
 
 def main() -> None:
@@ -183,6 +197,9 @@ def main() -> None:
     ap.add_argument("--single-sample", type=int, default=1000, help="faces inserted one transaction each")
     ap.add_argument("--maintenance-work-mem", default="2GB")
     ap.add_argument("--pg-url", default=os.environ.get("CNNKIT_BENCH_PG_URL"))
+    ap.add_argument("--backends", nargs="+", default=["sqlite", "pg"], choices=["sqlite", "pg"])
+    ap.add_argument("--shared-buffers", default=None,
+                    help="restart the benchmark's own server with this shared_buffers (e.g. 2GB; default 128MB)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -198,7 +215,12 @@ def main() -> None:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+                server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
+                if args.shared_buffers:  # needs a restart: set, stop, start again
+                    with psycopg.connect(server.get_uri(), autocommit=True) as c:
+                        c.execute(f"ALTER SYSTEM SET shared_buffers = '{args.shared_buffers}'")
+                    server.cleanup()
+                    server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="stop")
             url = server.get_uri()
         try:
             rows = []
@@ -214,17 +236,20 @@ def main() -> None:
         return
     print(f"{'data':>7} {'N':>8} {'backend/search':<22} {'insert/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'recall@10':>9} {'cpu ms':>8}")
     for r in rows:
-        print(f"{r['data']:>7} {r['n']:>8} {'sqlite exact (numpy)':<22} {r['sqlite_insert_per_s']:>9} "
-              f"{r['sqlite_exact']['p50_ms']:>8} {r['sqlite_exact']['p99_ms']:>8} {r['sqlite_exact']['recall@10']:>9} {r['sqlite_exact'].get('cpu_ms', ''):>8}")
-        print(f"{r['data']:>7} {r['n']:>8} {'pg exact (<-> scan)':<22} {r['pg_copy_insert_per_s']:>9} "
-              f"{r['pg_exact']['p50_ms']:>8} {r['pg_exact']['p99_ms']:>8} {r['pg_exact']['recall@10']:>9} {r['pg_exact'].get('cpu_ms', ''):>8}")
+        if "sqlite_exact" in r:
+            v = r["sqlite_exact"]
+            print(f"{r['data']:>7} {r['n']:>8} {'sqlite exact (numpy)':<22} {r['sqlite_insert_per_s']:>9} "
+                  f"{v['p50_ms']:>8} {v['p99_ms']:>8} {v['recall@10']:>9} {v.get('cpu_ms', ''):>8}")
+        if "pg_exact" in r:
+            v = r["pg_exact"]
+            print(f"{r['data']:>7} {r['n']:>8} {'pg exact (<-> scan)':<22} {r['pg_copy_insert_per_s']:>9} "
+                  f"{v['p50_ms']:>8} {v['p99_ms']:>8} {v['recall@10']:>9} {v.get('cpu_ms', ''):>8}")
         for key in (k for k in r if k.startswith("pg_hnsw_ef")):
             v = r[key]
-            print(f"{r['data']:>7} {r['n']:>8} {'pg hnsw ef=' + key[10:]:<22} {'':>9} {v['p50_ms']:>8} {v['p99_ms']:>8} {v['recall@10']:>9} {v.get('cpu_ms', ''):>8}")
-        print(f"{'':>16} disk: sqlite {r['sqlite_disk_mb']} MB, pg {r['pg_disk_mb']} MB (HNSW {r['pg_index_mb']} MB); "
-              f"HNSW build {r['pg_hnsw_build_s']} s; pg add_faces {r['pg_add_faces_per_s']}/s; "
-              f"sqlite matrix RSS +{r['sqlite_client_rss_delta_mb']} MB; pg server RSS {r['pg_server_rss_mb']} MB")
-
+            print(f"{r['data']:>7} {r['n']:>8} {'pg hnsw ef=' + key[10:]:<22} {'':>9} {v['p50_ms']:>8} "
+                  f"{v['p99_ms']:>8} {v['recall@10']:>9} {v.get('cpu_ms', ''):>8}")
+        extra = {k: v for k, v in r.items() if not isinstance(v, dict) and k not in {"n", "dim", "data"}}
+        print(f"{'':>16} " + ", ".join(f"{k}={v}" for k, v in extra.items()))
 
 if __name__ == "__main__":
     main()
