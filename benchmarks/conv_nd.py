@@ -2,7 +2,7 @@
 (Conv → BatchNorm → ReLU, same weights), measured in the same run, interleaved, and multiply-adds per
 second against a float32 matrix-product peak measured in the same run.
 
-    python benchmarks/conv_nd.py [--repeats 15] [--threads N] [--json]
+    python benchmarks/conv_nd.py [--repeats 15] [--threads N] [--clock wall|cpu] [--json]
 
 Inference: eval mode under no_grad. Training: forward + backward in train mode. Times are medians of
 ``--repeats`` interleaved runs (block, plain, matmul, block, plain, matmul...), so load from other
@@ -24,12 +24,16 @@ from cnnkit.nn.shapes import layer_mult_adds
 SHAPES = {1: (32, 64, 2048), 2: (16, 64, 56, 56), 3: (2, 32, 32, 32, 32)}
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = time.perf_counter
+
+
 def _time(fn, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = _clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(_clock() - start)
     return times
 
 
@@ -78,8 +82,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall: elapsed time; cpu: this process's CPU time (with --threads 1 it is "
+                             "unaffected by other processes on a shared machine)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
+    global _clock
+    _clock = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -91,10 +100,10 @@ def main() -> None:
     for row in rows:
         row["block_pct_of_peak"] = 100 * row["block_gmacs"] * 1e9 / peak
     if args.json:
-        print(json.dumps({"threads": torch.get_num_threads(), "matmul_median_gmacs": peak / 1e9,
+        print(json.dumps({"threads": torch.get_num_threads(), "clock": args.clock, "matmul_median_gmacs": peak / 1e9,
                           "matmul_best_gmacs": best / 1e9, "rows": rows}))
         return
-    print(f"threads {torch.get_num_threads()}; matmul {MM}x{MM} float32, interleaved with the runs below: "
+    print(f"threads {torch.get_num_threads()}, {args.clock} clock; matmul {MM}x{MM} float32, interleaved with the runs below: "
           f"median {peak / 1e9:.1f} GMAC/s (the '% peak' reference), best {best / 1e9:.1f} GMAC/s")
     head = f"{'nd':>2}  {'input':<16} {'mode':<9} {'block ms':>9} {'plain ms':>9} {'overhead':>9} " \
            f"{'block GMAC/s':>12} {'plain GMAC/s':>12} {'% peak':>7}"

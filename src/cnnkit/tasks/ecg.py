@@ -32,11 +32,15 @@ class _UCRTask(ConvTask):
     batch_size = 16
     lr = 3e-3
     augment = True
+    balanced = False     # weight the loss by inverse class frequency
 
     def fit(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
         x, y = _tensors(self.dataset, "train", data)
+        weight = len(y) / (len(self.classes) * torch.bincount(y, minlength=len(self.classes)).float()) \
+            if self.balanced else None
         return fit(model, x, y, epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
-                   augment=augment_series if self.augment else None, progress=progress, desc=self.name)
+                   augment=augment_series if self.augment else None, class_weight=weight, progress=progress,
+                   desc=self.name)
 
     def score(self, model: nn.Module, *, data: DataPath) -> dict[str, float]:
         x, y = _tensors(self.dataset, "test", data)
