@@ -49,7 +49,8 @@ class _UCRTask(ConvTask):
 
 @register_task
 class ECG200(_UCRTask):
-    name, dataset, epochs = "ecg200", "ECG200", 300
+    name, dataset, epochs = "ecg200", "ECG200", 150
+    balanced = True   # 31 abnormal / 69 normal training series
     input_shape = (1, UCR_SETS["ECG200"].length)
     classes = ("abnormal (-1)", "normal (1)")
     model_kwargs = {"in_channels": 1, "num_classes": 2, "widths": (64, 128, 64), "kernel_sizes": (7, 5, 3),

@@ -35,7 +35,7 @@ def augment_images(img: Tensor, gen: torch.Generator, max_shift: int = 2) -> Ten
 
 @register_task
 class FashionMNIST(ConvTask):
-    name, metric, model, epochs = "fashion-mnist", "accuracy", "classifier2d", 12
+    name, metric, model, epochs = "fashion-mnist", "accuracy", "classifier2d", 8
     input_shape = (1, 28, 28)
     classes = FASHION_CLASSES
     preprocessing = {"scale": 1 / 255, "mean": MEAN, "std": STD}
