@@ -86,6 +86,9 @@ class TopK:
             val, flat = val.T.cpu(), flat.T.cpu()
             idx = (torch.arange(b) + first_index).expand(u, b)
             rank = torch.arange(b).expand(u, b)
+        elif (survivors := self._survivors(sel)) is not None:  # only what can still enter the table
+            val, flat, batch_i, rank = survivors
+            idx = batch_i + first_index
         else:  # k best positions of every input, ranked by (input, position)
             kk = min(self.k, p)
             key = (_ordered_bits(sel) << 32) | (_LOW - torch.arange(p, device=sel.device))
@@ -95,6 +98,32 @@ class TopK:
             idx = (torch.arange(b) + first_index).repeat_interleave(kk).expand(u, b * kk)
             rank = torch.arange(b).repeat_interleave(kk) * p + flat
         self._merge(val, idx, flat, rank)
+
+    def _survivors(self, sel: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+        """Once the table is full, the candidates of a batch are the activations >= each unit's
+        k-th best (ties included: their rank decides). Returns them padded per unit as (U, M)
+        value, flat position, batch item and rank tensors, or None when too many survive (then
+        every input's own top-k is taken instead)."""
+        b, u, p = sel.shape
+        if self.activation.shape[1] < self.k:
+            return None
+        threshold = self.activation[:, -1].to(sel.device)
+        b_i, u_i, p_i = (sel >= threshold[None, :, None]).nonzero(as_tuple=True)  # (b, u, p) order
+        if len(u_i) > 4 * self.k * u:
+            return None
+        counts = torch.bincount(u_i, minlength=u)
+        width = max(1, int(counts.max()) if len(u_i) else 1)
+        order = torch.sort(u_i, stable=True).indices                  # group by unit, keep (b, p) order
+        b_i, u_i, p_i = b_i[order], u_i[order], p_i[order]
+        starts = torch.cumsum(counts, 0) - counts
+        col = torch.arange(len(u_i), device=sel.device) - starts[u_i]
+        val = torch.full((u, width), float("-inf"), device=sel.device)
+        flat = torch.zeros((u, width), dtype=torch.int64, device=sel.device)
+        batch_i = torch.zeros((u, width), dtype=torch.int64, device=sel.device)
+        rank = torch.full((u, width), _LOW // 2, dtype=torch.int64, device=sel.device)  # padding loses
+        val[u_i, col] = sel[b_i, u_i, p_i]
+        flat[u_i, col], batch_i[u_i, col], rank[u_i, col] = p_i, b_i, b_i * p + p_i
+        return val.cpu(), flat.cpu(), batch_i.cpu(), rank.cpu()
 
     def _merge(self, val: Tensor, idx: Tensor, flat: Tensor, rank: Tensor) -> None:
         kept = self.activation.shape[1]
