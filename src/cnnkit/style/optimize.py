@@ -340,7 +340,7 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
 
     chunk = opts.save_every if opts.save_every > 0 else steps
     done = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         while done < steps:
             n = min(chunk, steps - done)
@@ -363,6 +363,7 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
         if bar is not None:
             bar.close()
     record["seconds"] = time.perf_counter() - started
+    record["cpu_seconds"] = time.process_time() - cpu_started
     return record, iteration
 
 
