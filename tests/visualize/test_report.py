@@ -192,3 +192,9 @@ def test_filters_are_shown_in_the_input_channel_order():
         model.conv1_1.weight[:, 0] = 1.0  # every kernel reads only the model's channel 0 = blue
     pixels = np.asarray(filter_image(model, cell=8))[20:28, 2:10].reshape(-1, 3)  # the first tile
     assert (pixels[:, 2] > 200).all() and (pixels[:, 0] < 50).all()  # blue, not red
+
+
+@pytest.mark.parametrize("command", ["units", "filters", "activations"])
+def test_cli_help(command):
+    result = CliRunner().invoke(cli, ["visualize", command, "--help"])
+    assert result.exit_code == 0 and "--model" in result.output
