@@ -92,7 +92,7 @@ def test_no_valid_triplet_gives_empty_indices_and_zero_loss():
             t = mine_triplets(strategy, dist, labels)
             assert len(t) == 0
             loss = triplet_loss_from_indices(emb, t)
-            assert float(loss) == 0.0 and not torch.isnan(loss)
+            assert float(loss.detach()) == 0.0 and not torch.isnan(loss)
 
 
 def test_all_pairs_counts():
