@@ -167,7 +167,8 @@ def run_pg(row: dict, n: int, x: np.ndarray, names: list[str], queries: np.ndarr
     log(f"[{n}] pg exact {row['pg_exact']}")
     row["pg_disk_mb_before_index"] = round(pg.disk_bytes()["total"] / 2**20, 1)
     t = time.perf_counter()
-    pg.create_index("hnsw", m=16, ef_construction=64, maintenance_work_mem=args.maintenance_work_mem)
+    pg.create_index("hnsw", m=args.m, ef_construction=args.ef_construction, maintenance_work_mem=args.maintenance_work_mem)
+    row["pg_hnsw_params"] = f"m={args.m},ef_construction={args.ef_construction}"
     row["pg_hnsw_build_s"] = round(time.perf_counter() - t, 1)
     log(f"[{n}] pg HNSW build {row['pg_hnsw_build_s']} s")
     for ef in args.ef_search:
@@ -196,6 +197,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--single-sample", type=int, default=1000, help="faces inserted one transaction each")
     ap.add_argument("--maintenance-work-mem", default="2GB")
+    ap.add_argument("--m", type=int, default=16, help="HNSW m")
+    ap.add_argument("--ef-construction", type=int, default=64, help="HNSW ef_construction")
     ap.add_argument("--pg-url", default=os.environ.get("CNNKIT_BENCH_PG_URL"))
     ap.add_argument("--backends", nargs="+", default=["sqlite", "pg"], choices=["sqlite", "pg"])
     ap.add_argument("--shared-buffers", default=None,
