@@ -2,8 +2,10 @@
 
 Rows, all measured in this run on the same photos (decoded once, beforehand):
 
-- cnnkit: RetinaFace (ONNX) + landmark-template alignment + dlib ResNet in PyTorch, batched;
-- cnnkit, dlib backend: the same, with the encoder run by dlib itself;
+- cnnkit default: RetinaFace (ONNX) + dlib 5-point shape predictor + dlib ResNet in PyTorch on the
+  chip and its mirror image (two encoder passes per face), batched;
+- cnnkit, one pass: the same without the mirror image;
+- cnnkit, dlib backend: the default with the encoder run by dlib itself;
 - face_recognition pipeline: dlib HOG detector (upsample 1) + 5-point shape predictor + dlib's
   own encoder called face by face, as ``face_recognition.face_encodings`` does.
 
@@ -82,12 +84,15 @@ def main() -> None:
     images = [load_image(f) for f in files]
     load_ms = 1000 * (time.perf_counter() - t0) / len(images)
     rows = [
-        run("cnnkit (retinaface + torch dlib_resnet)", FacePipeline(threads=args.threads), images, batch=args.batch),
+        run("cnnkit default (retinaface+sp5, flip)", FacePipeline(threads=args.threads), images, batch=args.batch),
+        run("cnnkit, no flip (one encoder pass)", FacePipeline(threads=args.threads, flip=False), images,
+            batch=args.batch),
         run("cnnkit, dlib backend encoder",
             FacePipeline(load_face_encoder("dlib_resnet", backend="dlib"), threads=args.threads), images,
             batch=args.batch),
         run("face_recognition (hog + sp5 + dlib, 1 by 1)",
-            FacePipeline(load_face_encoder("dlib_resnet", backend="dlib"), detector="hog"), images, batch=1),
+            FacePipeline(load_face_encoder("dlib_resnet", backend="dlib"), detector="hog", flip=False), images,
+            batch=1),
     ]
     out = {"benchmark": "enroll_throughput", "photos": len(images), "decode_ms_per_photo": round(load_ms, 1),
            "threads": args.threads, "cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0],

@@ -1,8 +1,10 @@
 """LFW View 1: threshold from pairsDevTrain.txt (best accuracy), accuracy on pairsDevTest.txt.
 
-Side by side in one run: cnnkit's default pipeline (RetinaFace + dlib ResNet), the same detector
-with dlib's shape predictor for the landmarks, and the face_recognition pipeline (dlib HOG detector,
-5-point landmarks, the same dlib ResNet encoder). Encodings are cached on disk per pipeline
+Side by side in one run: cnnkit's default pipeline (RetinaFace; dlib's 5-point shape predictor in
+a box placed from RetinaFace's landmarks; dlib's chip; the dlib ResNet on the chip and its mirror
+image, averaged), its variants (RetinaFace's own landmarks on a fitted template, a joint 10-point
+fit, without the mirror), and the face_recognition pipeline (dlib HOG detector, 5-point landmarks,
+the same dlib ResNet encoder, no mirror). Encodings are cached on disk per pipeline
 configuration (``cache_dir()/face_encodings``), so a second run only re-does the arithmetic.
 
 A pair in which either image has no face found gets distance +inf (counted as "different people":
@@ -25,12 +27,12 @@ from cnnkit.faces import FacePipeline
 from cnnkit.faces.pairs import pair_distances, read_pairs
 
 PIPELINES = {
-    "cnnkit (retinaface + landmark template)": dict(detector="retinaface", alignment="landmarks"),
-    "cnnkit (retinaface + dlib sp5)": dict(detector="retinaface", alignment="sp5"),
-    "cnnkit (retinaface + joint 10-point)": dict(detector="retinaface", alignment="joint"),
-    "cnnkit (retinaface + template, flip)": dict(detector="retinaface", alignment="landmarks", flip=True),
-    "cnnkit (retinaface + joint 10-point, flip)": dict(detector="retinaface", alignment="joint", flip=True),
-    "face_recognition (hog + sp5)": dict(detector="hog"),
+    "cnnkit default (retinaface + sp5, flip)": dict(),
+    "cnnkit (retinaface + sp5)": dict(alignment="sp5", flip=False),
+    "cnnkit (retinaface + landmark template)": dict(alignment="landmarks", flip=False),
+    "cnnkit (retinaface + template, flip)": dict(alignment="landmarks", flip=True),
+    "cnnkit (retinaface + joint 10-point)": dict(alignment="joint", flip=False),
+    "face_recognition (hog + sp5)": dict(detector="hog", flip=False),
 }
 
 
