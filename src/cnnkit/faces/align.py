@@ -9,6 +9,10 @@ of RetinaFace's points in dlib's own chips (the generator is ``tests/assets/fit_
 
 The pixels are resampled by ``dlib.extract_image_chip`` (bilinear, with dlib's image pyramid when
 shrinking), so a chip made from the same transform is the chip dlib would make.
+
+:func:`sp5_box` places a dlib-HOG-style box from any detector's landmarks, so that dlib's own 5-point
+shape predictor (trained on HOG boxes) can give dlib's points for RetinaFace's faces: the
+pipeline's default alignment, the most accurate on LFW (see ``benchmarks/lfw_view1.py``).
 """
 from __future__ import annotations
 
