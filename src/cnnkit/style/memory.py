@@ -4,7 +4,7 @@ The estimate counts what a VGG19 evaluation keeps for its backward pass (each co
 output and its int64 max-pool indices), the gradients alive at the peak of the backward pass, the
 frozen weights, the optimiser state (L-BFGS keeps ``2 * history`` image-sized vectors) and a fixed
 base for the Python process and torch. The factors were calibrated against peak RSS measured here
-(see the issue report); it is an estimate, not a guarantee.
+(peak RSS at 256, 512 and a 256/512/1024 multi-scale run, issue 7 report); it is an estimate, not a guarantee.
 """
 from __future__ import annotations
 
@@ -32,16 +32,20 @@ def _activation_sizes(height: int, width: int, last_layer: str) -> list[tuple[st
 
 
 def estimate_bytes(height: int, width: int, *, last_layer: str, optimizer: str = "lbfgs",
-                   history_size: int = 100, style_sizes: Sequence[tuple[int, int]] = ()) -> int:
+                   history_size: int = 100, style_sizes: Sequence[tuple[int, int]] = (),
+                   requested: Sequence[str] = ()) -> int:
     """Estimated peak memory (bytes) of style transfer at ``height`` x ``width``.
 
     Args:
         last_layer: deepest VGG19 layer in use (the network is truncated after it).
         optimizer: ``"lbfgs"`` (history of ``2 * history_size`` image-sized vectors) or ``"adam"`` (2).
         style_sizes: (H, W) of each style image as fed to the network (one no-grad pass each).
+        requested: layers whose output is used by a cost: a requested conv keeps its output beside
+            its ReLU's (the ReLU cannot run in place).
     """
     acts = _activation_sizes(height, width, last_layer)
-    kept = sum(n * (_FLOAT + 8 if name.startswith("pool") else _FLOAT) for name, n in acts)
+    kept = sum(n * (_FLOAT + 8 if name.startswith("pool") else _FLOAT) * (2 if name in requested else 1)
+               for name, n in acts)
     largest = max(n for _, n in acts) * _FLOAT
     backward = 3 * largest  # incoming grad, outgoing grad and a workspace at the widest layer
     weights = sum(o * i * 9 + o for name, (o, i) in CONV_SHAPES.items()
@@ -54,11 +58,11 @@ def estimate_bytes(height: int, width: int, *, last_layer: str, optimizer: str =
 
 
 def lbfgs_history_for_budget(height: int, width: int, *, last_layer: str, budget: int,
-                             history_size: int = 100, minimum: int = 5) -> int | None:
+                             history_size: int = 100, minimum: int = 5, requested: Sequence[str] = ()) -> int | None:
     """The largest L-BFGS history (<= ``history_size``, >= ``minimum``) whose estimate fits ``budget``
     bytes, or ``None`` when even ``minimum`` does not fit."""
     for hist in range(history_size, minimum - 1, -1):
-        if estimate_bytes(height, width, last_layer=last_layer, history_size=hist) <= budget:
+        if estimate_bytes(height, width, last_layer=last_layer, history_size=hist, requested=requested) <= budget:
             return hist
     return None
 

@@ -280,15 +280,16 @@ def _run_scales(opts: StyleOptions, schedule: list[tuple[int, int]], loss: Perce
 
 def _history_for(opts: StyleOptions, hw: tuple[int, int], deepest: str,
                  style_hw: list[tuple[int, int]], say: Callable[[str], None]) -> int:
+    requested = [n for n, _ in parse_layer_weights(opts.content_layers) + parse_layer_weights(opts.style_layers)]
     est = estimate_bytes(*hw, last_layer=deepest, optimizer=opts.optimizer, history_size=opts.history_size,
-                         style_sizes=style_hw)
+                         style_sizes=style_hw, requested=requested)
     say(f"{hw[1]}x{hw[0]}: estimated peak memory {est / 2**30:.2f} GiB")
     if opts.max_memory is None or est <= opts.max_memory:
         return opts.history_size
     budget = f"{opts.max_memory / 2**30:.2f} GiB"
     if opts.optimizer == "lbfgs":
         hist = lbfgs_history_for_budget(*hw, last_layer=deepest, budget=opts.max_memory,
-                                        history_size=opts.history_size)
+                                        history_size=opts.history_size, requested=requested)
         if hist is not None:
             say(f"{hw[1]}x{hw[0]}: L-BFGS history reduced from {opts.history_size} to {hist} to fit {budget}")
             return hist
