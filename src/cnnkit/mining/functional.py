@@ -116,10 +116,9 @@ def random_triplets(labels: Tensor, *, generator: torch.Generator | None = None)
     """
     pos, neg = _masks(labels)
     a, p = torch.nonzero(pos & neg.any(1, keepdim=True), as_tuple=True)
-    weights = neg[a].to(torch.float32)
-    if len(a) == 0:
-        return TripletIndices.empty(labels.device)
-    n = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    # the arg-max of i.i.d. uniform scores over the anchor's negatives is a uniform draw among them
+    scores = torch.rand(len(a), len(labels), generator=generator).to(labels.device)
+    n = scores.masked_fill(~neg[a], -1.0).argmax(1) if len(a) else a.clone()
     return TripletIndices(a, p, n)
 
 
