@@ -117,3 +117,11 @@ def test_lfw_people(pipeline, lfw_dir) -> None:
         assert dets, name
         cx, cy = dets[0].center
         assert abs(cx - 125) < 25 and abs(cy - 125) < 30  # deep-funneled: the subject is centred
+
+
+def test_large_image_is_shrunk_for_detection_only(astronaut: np.ndarray) -> None:
+    big = np.repeat(np.repeat(astronaut, 4, axis=0), 4, axis=1)  # 2048 x 2048
+    det = create_detector("retinaface", max_size=640)
+    (small,), (large,) = det.detect(astronaut), det.detect(big)
+    np.testing.assert_allclose(np.array(large.box) / 4, small.box, atol=4)  # boxes in full-image pixels
+    np.testing.assert_allclose(large.landmarks / 4, small.landmarks, atol=3)
