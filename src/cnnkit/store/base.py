@@ -8,7 +8,7 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from cnnkit.core.errors import EncoderMismatchError
+from cnnkit.core.errors import EncoderMismatchError, StoreError
 
 SCHEMA_VERSION = 1
 
@@ -60,6 +60,26 @@ def check_tag(current: str | None, new: str) -> None:
             f"this gallery holds encodings of encoder {current!r}; refusing to add or compare "
             f"encodings of {new!r} (use another --db, or re-enrol everyone with one encoder)"
         )
+
+
+def check_faces(names: Sequence[str], embeddings: np.ndarray,
+                sources: Sequence[FaceSource] | None) -> tuple[np.ndarray, list[FaceSource]]:
+    """Validate a write of N encodings (``names[i]`` owns row i) before anything is written.
+
+    Returns the embeddings as (N, D) float32 and one source per row."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[0] == 0:
+        raise StoreError(f"embeddings must have shape (N, D) with N >= 1, got {emb.shape}")
+    if len(names) != len(emb):
+        raise StoreError(f"{len(names)} names for {len(emb)} embeddings")
+    if any(not n or not n.strip() for n in names):
+        raise StoreError("a person's name must not be empty")
+    if not np.all(np.isfinite(emb)):
+        raise StoreError("a stored vector must be finite (no NaN or inf)")
+    srcs = list(sources) if sources is not None else [FaceSource()] * len(emb)
+    if len(srcs) != len(emb):
+        raise StoreError(f"{len(srcs)} sources for {len(emb)} embeddings")
+    return emb, srcs
 
 
 def nearest_people(dist: np.ndarray, owners: np.ndarray, names: Sequence[str], k: int, *,

@@ -38,7 +38,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from cnnkit.core.errors import StoreError, UnknownNameError
-from cnnkit.store.base import FaceSource, Match, Person, check_tag
+from cnnkit.store.base import FaceSource, Match, Person, check_faces, check_tag
 
 try:
     import psycopg
@@ -323,20 +323,9 @@ class PgVectorGallery:
                   sources: Sequence[FaceSource] | None = None) -> list[int]:
         """Add encodings (N, D) of several people (``names[i]`` owns row i) in one transaction,
         through ``COPY``; returns the face ids in row order."""
-        emb = np.asarray(embeddings, dtype=np.float32)
-        if emb.ndim != 2 or emb.shape[0] == 0:
-            raise StoreError(f"embeddings must have shape (N, D) with N >= 1, got {emb.shape}")
-        if len(names) != len(emb):
-            raise StoreError(f"{len(names)} names for {len(emb)} embeddings")
-        if any(not n or not n.strip() for n in names):
-            raise StoreError("a person's name must not be empty")
-        if not np.all(np.isfinite(emb)):
-            raise StoreError("a stored vector must be finite (no NaN or inf)")
+        emb, srcs = check_faces(names, embeddings, sources)
         if emb.shape[1] > 16000:
             raise StoreError(f"pgvector stores at most 16000 dimensions, got D={emb.shape[1]}")
-        srcs = list(sources) if sources is not None else [FaceSource()] * len(emb)
-        if len(srcs) != len(emb):
-            raise StoreError(f"{len(srcs)} sources for {len(emb)} embeddings")
         for exclusive in (False, True):
             ids = self._add(names, emb, tag, srcs, exclusive=exclusive)
             if ids is not None:

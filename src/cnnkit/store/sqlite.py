@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from cnnkit.core.errors import StoreError, UnknownNameError
-from cnnkit.store.base import FaceSource, Match, Person, check_tag, exact_search
+from cnnkit.store.base import FaceSource, Match, Person, check_faces, check_tag, exact_search
 from cnnkit.store.codec import decode_matrix, encode_vector
 from cnnkit.store.migrations import LATEST, migrate
 
@@ -139,13 +139,7 @@ class SQLiteGallery:
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim == 1:
             emb = emb[None, :]
-        if emb.ndim != 2 or emb.shape[0] == 0:
-            raise StoreError(f"embeddings must have shape (N, D) with N >= 1, got {emb.shape}")
-        if not name or not name.strip():
-            raise StoreError("a person's name must not be empty")
-        srcs = list(sources) if sources is not None else [FaceSource()] * len(emb)
-        if len(srcs) != len(emb):
-            raise StoreError(f"{len(srcs)} sources for {len(emb)} embeddings")
+        emb, srcs = check_faces([name] * (len(emb) if emb.ndim == 2 else 1), emb, sources)
         blobs = [encode_vector(v) for v in emb]
         now = _now()
         with self.atomic() as c:
