@@ -61,3 +61,30 @@ def test_identify_faces_unknown_above_threshold():
     assert res[0].name == "a" and res[0].distance == pytest.approx(0.0)
     assert res[1].name is None and res[1].distance == pytest.approx(np.sqrt(2))
     assert [c.name for c in res[1].candidates] == ["a", "b"]
+
+
+def _head(dim: int, *, scale: float = 10.0, bias: float = 2.0) -> dict:
+    """P(same) = sigmoid(bias - scale * sum|a - b|): close pairs are 'same'."""
+    return {"features": ["abs"], "dim": dim, "weights": [-scale] * dim, "bias": bias}
+
+
+def test_identify_with_binary_head():
+    g = gallery_with(np.eye(3, 4, dtype=np.float32), names=["a", "b", "c"])
+    q = np.array([[1, 0.05, 0, 0], [0, 0, 0, 1]], np.float32)
+    res = identify_faces(q, [(0, 0, 1, 1), (1, 1, 2, 2)], g, threshold=0.0, k=3, head=_head(4))
+    assert res[0].name == "a"  # the head accepts it although the distance threshold (0) would not
+    assert res[1].name is None  # far from everyone: P(same) < 0.5 for all candidates
+
+
+def test_stored_head_selection():
+    from cnnkit.core.errors import UnknownNameError
+    from cnnkit.faces.recognition import stored_head
+
+    g = gallery_with(np.eye(3, 4, dtype=np.float32), names=["a", "b", "c"])
+    with pytest.raises(UnknownNameError, match="head train"):
+        stored_head(g, "t", "head")
+    assert stored_head(g, "t", "auto") is None
+    g.set_setting("t", "head", _head(4))
+    assert stored_head(g, "t", "auto") is None  # stored, but not found better
+    g.set_setting("t", "method", "head")
+    assert stored_head(g, "t", "auto")["dim"] == 4 and stored_head(g, "t", "distance") is None

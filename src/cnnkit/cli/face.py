@@ -20,6 +20,12 @@ def encoder_option(fn):
                         help="Encoder name, or the path of a model trained with `cnnkit train`.")(fn)
 
 
+def method_option(fn):
+    return click.option("--method", type=click.Choice(["auto", "distance", "head"]), default="auto", show_default=True,
+                        help="Decide by distance threshold, or by the binary head stored for this encoder "
+                             "(`cnnkit head train --db`); auto: the one `head train` found better.")(fn)
+
+
 def threshold_option(fn):
     return click.option("--threshold", type=float, default=None,
                         help="Distance threshold [default: calibrated for this gallery's encoder, else "
@@ -121,20 +127,22 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
 @click.argument("name")
 @click.argument("photo", type=click.Path())
 @threshold_option
+@method_option
 @encoder_option
 @device_option
 @db_option
 @format_option
-def verify(name: str, photo: str, threshold: float | None, encoder: str, detector: str, device: str,
+def verify(name: str, photo: str, threshold: float | None, method: str, encoder: str, detector: str, device: str,
            db: str | None, fmt: str) -> None:
     """Is the face in PHOTO the enrolled person NAME? Exit 0 when it matches, 1 when it does not,
     2 on error. (No liveness check: a photo of a photo matches too.)"""
-    from cnnkit.faces.recognition import resolve_threshold, verify_photo
+    from cnnkit.faces.recognition import resolve_threshold, stored_head, verify_photo
 
     gallery = _gallery(db, create=False)
     pipeline = _pipeline(encoder, detector, device)
     thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold, threshold)
-    result = verify_photo(pipeline, gallery, name, photo, threshold=thr)
+    head = stored_head(gallery, pipeline.tag, "distance" if threshold is not None and method == "auto" else method)
+    result = verify_photo(pipeline, gallery, name, photo, threshold=thr, head=head)
     emit(result.to_dict(), fmt)
     sys.exit(0 if result.match else 1)
 
@@ -145,14 +153,15 @@ def verify(name: str, photo: str, threshold: float | None, encoder: str, detecto
 @click.option("--ef-search", type=int, default=None,
               help="PostgreSQL galleries with an HNSW index: candidate list size per query (recall vs speed).")
 @threshold_option
+@method_option
 @encoder_option
 @device_option
 @db_option
 @format_option
-def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: float | None, encoder: str,
-             detector: str, device: str, db: str | None, fmt: str) -> None:
+def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: float | None, method: str,
+             encoder: str, detector: str, device: str, db: str | None, fmt: str) -> None:
     """Name every face in every PHOTO (directories are searched recursively), or "unknown" (null)."""
-    from cnnkit.faces.recognition import identify_photo, list_images, resolve_threshold
+    from cnnkit.faces.recognition import identify_photo, list_images, resolve_threshold, stored_head
 
     gallery = _gallery(db, create=False)
     if ef_search is not None:
@@ -161,13 +170,14 @@ def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: 
         gallery.ef_search = ef_search
     pipeline = _pipeline(encoder, detector, device)
     thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold, threshold)
+    head = stored_head(gallery, pipeline.tag, "distance" if threshold is not None and method == "auto" else method)
     results: list[dict[str, Any]] = []
     errors = 0
     images = list_images(photos)
     with _progress(len(images), "identifying") as bar:
         for image in images:
             try:
-                faces = identify_photo(pipeline, gallery, image, threshold=thr.value, k=k)
+                faces = identify_photo(pipeline, gallery, image, threshold=thr.value, k=k, head=head)
                 results.append({"image": str(image), "faces": [f.to_dict() for f in faces]})
             except EncoderMismatchError:
                 raise
@@ -178,7 +188,8 @@ def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: 
             bar.update(1)
     rows = [{"image": r["image"], "box": f["box"], "name": f["name"] if f["name"] is not None else "unknown",
              "distance": f["distance"]} for r in results for f in r["faces"]]
-    emit({"threshold": thr.value, "threshold_source": thr.source, "results": results}, fmt,
+    emit({"threshold": thr.value, "threshold_source": thr.source, "method": "head" if head else "distance",
+          "results": results}, fmt,
          rows=rows, columns=["image", "box", "name", "distance"])
     if errors:
         sys.exit(2)

@@ -160,15 +160,35 @@ class Verification:
     distance: float
     threshold: float
     match: bool
+    probability: float | None = None  # P(same person) of the binary head, when it decided
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "image": self.image, "distance": round(self.distance, 6),
-                "threshold": round(self.threshold, 6), "match": self.match}
+        out = {"name": self.name, "image": self.image, "distance": round(self.distance, 6),
+               "threshold": round(self.threshold, 6), "match": self.match}
+        if self.probability is not None:
+            out |= {"method": "head", "probability": round(self.probability, 6)}
+        return out
+
+
+def stored_head(gallery: Gallery, tag: str, method: str) -> dict[str, Any] | None:
+    """The binary head to decide with: ``method`` is ``"distance"``, ``"head"`` (it must exist), or
+    ``"auto"`` (the head when ``cnnkit head train`` stored it as this encoder's better method)."""
+    if method == "distance":
+        return None
+    head = gallery.get_setting(tag, "head")
+    if method == "head":
+        if head is None:
+            raise UnknownNameError(f"no binary head stored for encoder {tag!r}; train one with `cnnkit head train --db`")
+        return head
+    return head if head is not None and gallery.get_setting(tag, "method") == "head" else None
 
 
 def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.PathLike[str], *,
-                 threshold: Threshold, largest: bool = True) -> Verification:
-    """Is the (largest) face in ``photo`` the enrolled person ``name``? One encoder pass."""
+                 threshold: Threshold, largest: bool = True, head: dict[str, Any] | None = None) -> Verification:
+    """Is the (largest) face in ``photo`` the enrolled person ``name``? One encoder pass.
+
+    With a binary ``head``, the decision is P(same person) > 0.5 against the person's closest
+    stored encoding; otherwise ``distance <= threshold``."""
     if name not in {p.name for p in gallery.people()}:
         raise UnknownNameError(f"{name!r} is not enrolled in this gallery")
     check_tag(gallery.encoder_tag, pipeline.tag)
@@ -176,6 +196,11 @@ def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.Pat
     matrix, names = gallery.embeddings()
     own = matrix[np.asarray(names) == name].astype(np.float64)
     dist = float(np.sqrt(((own - face.embedding.astype(np.float64)) ** 2).sum(1)).min())
+    if head is not None:
+        from cnnkit.nn.heads import head_probability
+
+        p = float(head_probability(head, face.embedding[None, :], own).max())
+        return Verification(name, str(photo), dist, 0.5, p > 0.5, p)
     return Verification(name, str(photo), dist, threshold.value, dist <= threshold.value)
 
 
@@ -193,22 +218,35 @@ class IdentifiedFace:
 
 
 def identify_faces(embeddings: np.ndarray, boxes: Sequence[tuple[float, float, float, float]], gallery: Gallery,
-                   *, threshold: float, k: int = 5) -> list[IdentifiedFace]:
-    """Name each face (or None when its nearest person is farther than ``threshold``)."""
+                   *, threshold: float, k: int = 5, head: dict[str, Any] | None = None) -> list[IdentifiedFace]:
+    """Name each face (or None when its nearest person is farther than ``threshold``).
+
+    With a binary ``head``, the k nearest people are re-scored by P(same person) against their
+    stored encodings, and the most probable one is named when that probability exceeds 0.5."""
     if len(embeddings) == 0:
         return []
+    emb = np.asarray(embeddings, np.float32)
+    if head is not None:
+        from cnnkit.nn.heads import head_probability
+
+        matrix, names = gallery.embeddings()
+        owner = np.asarray(names, dtype=object)
     out = []
-    for box, matches in zip(boxes, gallery.search(np.asarray(embeddings, np.float32), k=k)):
+    for e, box, matches in zip(emb, boxes, gallery.search(emb, k=k)):
         best = matches[0] if matches else None
         name = best.name if best is not None and best.distance <= threshold else None
+        if head is not None and matches:
+            probs = [float(head_probability(head, e[None, :], matrix[owner == m.name]).max()) for m in matches]
+            i = int(np.argmax(probs))
+            best, name = matches[i], (matches[i].name if probs[i] > 0.5 else None)
         out.append(IdentifiedFace(tuple(box), name, None if best is None else best.distance, matches))
     return out
 
 
 def identify_photo(pipeline: Any, gallery: Gallery, photo: str | os.PathLike[str], *, threshold: float,
-                   k: int = 5) -> list[IdentifiedFace]:
+                   k: int = 5, head: dict[str, Any] | None = None) -> list[IdentifiedFace]:
     """Every face in ``photo``, each named or unknown."""
     check_tag(gallery.encoder_tag, pipeline.tag)
     faces = pipeline.faces(photo)
     emb = np.stack([f.embedding for f in faces]) if faces else np.empty((0, pipeline.dim), np.float32)
-    return identify_faces(emb, [f.box for f in faces], gallery, threshold=threshold, k=k)
+    return identify_faces(emb, [f.box for f in faces], gallery, threshold=threshold, k=k, head=head)
