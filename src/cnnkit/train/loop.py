@@ -185,7 +185,7 @@ def fit(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: T
     start = 0
     state_file = _state_path(out)
     if resume and state_file.is_file():
-        state = torch.load(state_file, map_location="cpu", weights_only=False)
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
