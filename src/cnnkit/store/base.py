@@ -106,6 +106,13 @@ def nearest_people(dist: np.ndarray, owners: np.ndarray, names: Sequence[str], k
         top = np.argpartition(per_person, k - 1, axis=1)[:, :k]
     else:
         top = np.broadcast_to(np.arange(p), (m, p))
+    if queries is not None and matrix is not None and len(starts) == n:
+        # one encoding per person (the common one-shot case): exact distances, vectorised
+        q = np.asarray(queries, dtype=np.float64)
+        exact = np.sqrt(((matrix[top].astype(np.float64) - q[:, None, :]) ** 2).sum(-1))
+        order = np.argsort(exact, axis=1, kind="stable")
+        top, dists = np.take_along_axis(top, order, 1), np.take_along_axis(exact, order, 1)
+        return [[Match(names[people_idx[c]], float(d)) for c, d in zip(cols, row)] for cols, row in zip(top, dists)]
     out = []
     for i, cols in enumerate(top):
         if queries is not None and matrix is not None:
@@ -113,7 +120,7 @@ def nearest_people(dist: np.ndarray, owners: np.ndarray, names: Sequence[str], k
             found = [(float(np.sqrt(((matrix[starts[c]:ends[c]] - q) ** 2).sum(1)).min()), c) for c in cols]
         else:
             found = [(float(per_person[i, c]), c) for c in cols]
-        found.sort(key=lambda t: (t[0], names[people_idx[t[1]]]))
+        found.sort(key=lambda t: t[0])
         out.append([Match(names[people_idx[c]], d) for d, c in found])
     return out
 
