@@ -73,7 +73,8 @@ def list_face_encoders() -> list[str]:
 
 
 def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu", **options: Any) -> FaceEncoder:
-    """Build an encoder by registered name, or from a dlib ResNet ``.dat`` weights file.
+    """Build an encoder by registered name, from a dlib ResNet ``.dat`` weights file, or from a
+    model directory written by ``cnnkit train``.
 
     Nothing is read until the first :meth:`FaceEncoder.encode` (or ``tag``) call.
 
@@ -87,8 +88,15 @@ def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cp
         if not os.path.isfile(key):
             raise WeightsError(f"{key}: no such weights file")
         return DlibResNetEncoder(weights=key, device=device, **options)
+    from cnnkit.nn.checkpoint import is_model_path
+
+    if is_model_path(key):
+        from cnnkit.faces.trained import TrainedFaceEncoder
+
+        return TrainedFaceEncoder(key, device=device)
     raise UnknownNameError(
-        f"unknown face encoder {key!r}; known: {', '.join(list_face_encoders())} (or a dlib .dat file)"
+        f"unknown face encoder {key!r}; known: {', '.join(list_face_encoders())} "
+        "(or a dlib .dat file, or a model trained with `cnnkit train`)"
     )
 
 

@@ -138,11 +138,18 @@ class FacePipeline:
         return load_image(image), os.fspath(image)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Every face in an RGB uint8 image, largest first."""
+        """Every face in an RGB uint8 image, largest first. For an encoder trained on whole,
+        tightly cropped photos (``whole_image``), the whole image is the one face."""
+        if getattr(self.encoder, "whole_image", False):
+            h, w = rgb.shape[:2]
+            return [Detection(box=(0.0, 0.0, float(w), float(h)), score=1.0,
+                              landmarks=np.zeros((5, 2), np.float32), kind="whole")]
         return self.detector.detect(rgb)
 
     def align(self, rgb: np.ndarray, det: Detection) -> np.ndarray:
-        """The encoder's chip for one detection, uint8 (S, S, 3)."""
+        """The encoder's chip for one detection, uint8 (S, S, 3) (the whole image for ``whole_image``)."""
+        if det.kind == "whole":
+            return rgb
         size, padding = self.encoder.chip_size, self.encoder.chip_padding
         if self.alignment in ("sp5", "joint") and det.kind != "dlib5":
             dlib_points = self._sp5(rgb, sp5_box(det.landmarks, det.kind))

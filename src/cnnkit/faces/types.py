@@ -11,7 +11,7 @@ __all__ = ["Detection", "FaceResult", "LANDMARK_KINDS"]
 #: ``"retinaface"``: image-left eye centre, image-right eye centre, nose tip, image-left and
 #: image-right mouth corner. ``"dlib5"``: dlib's 5-point shape predictor order: image-right eye
 #: outer and inner corner, image-left eye outer and inner corner, base of the nose.
-LANDMARK_KINDS = ("retinaface", "dlib5")
+LANDMARK_KINDS = ("retinaface", "dlib5", "whole")  # "whole": no landmarks, the whole image is the face
 
 
 @dataclass(frozen=True, eq=False)
