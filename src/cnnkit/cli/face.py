@@ -20,6 +20,13 @@ def encoder_option(fn):
                         help="Encoder name, or the path of a model trained with `cnnkit train`.")(fn)
 
 
+def decision_options(fn):
+    """--threshold, --method, --encoder/--detector, --device, --db and --format."""
+    for option in (format_option, db_option, device_option, encoder_option, method_option, threshold_option):
+        fn = option(fn)
+    return fn
+
+
 def method_option(fn):
     return click.option("--method", type=click.Choice(["auto", "distance", "head"]), default="auto", show_default=True,
                         help="Decide by distance threshold, or by the binary head stored for this encoder "
@@ -30,6 +37,16 @@ def threshold_option(fn):
     return click.option("--threshold", type=float, default=None,
                         help="Distance threshold [default: calibrated for this gallery's encoder, else "
                              "estimated from the gallery, else the encoder's default].")(fn)
+
+
+def _decision(gallery, pipeline, threshold: float | None, method: str):
+    """The threshold and the binary head (or None) that decide "same person" for this gallery.
+    An explicit --threshold with --method auto means: decide by distance."""
+    from cnnkit.faces.recognition import resolve_threshold, stored_head
+
+    thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold, threshold)
+    head = stored_head(gallery, pipeline.tag, "distance" if threshold is not None and method == "auto" else method)
+    return thr, head
 
 
 def _pipeline(encoder: str, detector: str, device: str):
@@ -126,22 +143,16 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
 @face.command()
 @click.argument("name")
 @click.argument("photo", type=click.Path())
-@threshold_option
-@method_option
-@encoder_option
-@device_option
-@db_option
-@format_option
+@decision_options
 def verify(name: str, photo: str, threshold: float | None, method: str, encoder: str, detector: str, device: str,
            db: str | None, fmt: str) -> None:
     """Is the face in PHOTO the enrolled person NAME? Exit 0 when it matches, 1 when it does not,
     2 on error. (No liveness check: a photo of a photo matches too.)"""
-    from cnnkit.faces.recognition import resolve_threshold, stored_head, verify_photo
+    from cnnkit.faces.recognition import verify_photo
 
     gallery = _gallery(db, create=False)
     pipeline = _pipeline(encoder, detector, device)
-    thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold, threshold)
-    head = stored_head(gallery, pipeline.tag, "distance" if threshold is not None and method == "auto" else method)
+    thr, head = _decision(gallery, pipeline, threshold, method)
     result = verify_photo(pipeline, gallery, name, photo, threshold=thr, head=head)
     emit(result.to_dict(), fmt)
     sys.exit(0 if result.match else 1)
@@ -152,16 +163,11 @@ def verify(name: str, photo: str, threshold: float | None, method: str, encoder:
 @click.option("-k", "--top", "k", type=int, default=5, show_default=True, help="Candidates per face.")
 @click.option("--ef-search", type=int, default=None,
               help="PostgreSQL galleries with an HNSW index: candidate list size per query (recall vs speed).")
-@threshold_option
-@method_option
-@encoder_option
-@device_option
-@db_option
-@format_option
+@decision_options
 def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: float | None, method: str,
              encoder: str, detector: str, device: str, db: str | None, fmt: str) -> None:
     """Name every face in every PHOTO (directories are searched recursively), or "unknown" (null)."""
-    from cnnkit.faces.recognition import identify_photo, list_images, resolve_threshold, stored_head
+    from cnnkit.faces.recognition import identify_photo, list_images
 
     gallery = _gallery(db, create=False)
     if ef_search is not None:
@@ -169,8 +175,7 @@ def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: 
             raise click.UsageError("--ef-search needs a PostgreSQL gallery with an HNSW index")
         gallery.ef_search = ef_search
     pipeline = _pipeline(encoder, detector, device)
-    thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold, threshold)
-    head = stored_head(gallery, pipeline.tag, "distance" if threshold is not None and method == "auto" else method)
+    thr, head = _decision(gallery, pipeline, threshold, method)
     results: list[dict[str, Any]] = []
     errors = 0
     images = list_images(photos)
