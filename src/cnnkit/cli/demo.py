@@ -54,6 +54,9 @@ def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str, device
     probes = [(p.name, f) for p in people for f in sorted(p.glob("*.pgm"), key=lambda f: int(f.stem))
               if not (p.name in known and f.name == "1.pgm")]
 
+    from cnnkit.cli._options import face_threads
+
+    face_threads()
     pipeline = FacePipeline(encoder, device=device)
     with SQLiteGallery(db) as gallery:
         t0 = time.perf_counter()

@@ -50,8 +50,10 @@ def _decision(gallery, pipeline, threshold: float | None, method: str):
 
 
 def _pipeline(encoder: str, detector: str, device: str):
+    from cnnkit.cli._options import face_threads
     from cnnkit.faces import FacePipeline
 
+    face_threads()
     return FacePipeline(encoder, detector=detector, device=device)
 
 
