@@ -330,7 +330,8 @@ def evaluate(pairs_file: str, root: str, train_file: str | None, encoder: str, d
     else:
         raise click.UsageError("a View 1 pairs file needs --train PAIRS_TRAIN to choose the threshold on")
     out = {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "folds": len(accs),
-           "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far, "threshold": threshold,
+           "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far,
+           "far_supported_down_to": report.far_supported_down_to, "threshold": threshold,
            "no_face": len(set(no_face)), "pairs": report.pairs, "encoder": pipeline.tag}
     emit(out, fmt)
 
