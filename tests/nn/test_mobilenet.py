@@ -50,7 +50,8 @@ def test_imagenet_weights_give_the_reference_features_of_a_known_image(weights):
 
 
 def test_encoder_keeps_imagenet_bn_statistics_and_frozen_blocks(weights):
-    enc = create_encoder("mobilenet_v2_face", input_size=(64, 64)).train()
+    enc = create_encoder("mobilenet_v2_face", input_size=(64, 64), freeze=16)  # fresh: no .train() call
+    assert len(enc.backbone.features) == 18  # up to the 320-channel block; the 1280 1x1 conv is dropped
     bn = enc.backbone.features[0][1]
     before = bn.running_mean.clone()
     x = torch.rand(4, 1, 64, 64) * 2 - 1
@@ -59,9 +60,15 @@ def test_encoder_keeps_imagenet_bn_statistics_and_frozen_blocks(weights):
     torch.testing.assert_close(emb.norm(dim=1), torch.ones(4))
     torch.testing.assert_close(bn.running_mean, before, rtol=0, atol=0)
     emb.sum().backward()
-    assert enc.backbone.features[0][0].weight.grad is None  # frozen (block 0 < freeze=14)
-    assert enc.backbone.features[18][0].weight.grad is not None
+    assert enc.backbone.features[0][0].weight.grad is None  # frozen (block 0 < freeze)
+    assert enc.backbone.features[17].conv[0][0].weight.grad is not None
     assert enc.head.proj.weight.grad is not None
+
+
+def test_orthogonal_head_keeps_the_pretrained_distances_at_the_start(weights):
+    enc = create_encoder("mobilenet_v2_face", embedding_dim=320, input_size=(64, 64)).eval()
+    w = enc.head.proj.weight
+    torch.testing.assert_close(w @ w.T, torch.eye(320), atol=1e-5, rtol=0)
 
 
 def test_corrupt_weights_raise_a_typed_error(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ARGS = ["--people", "s1..s6", "--epochs", "2", "--people-per-batch", "4", "--images-per-person", "4",
+ARGS = ["--encoder", "small_cnn", "--people", "s1..s6", "--epochs", "2", "--people-per-batch", "4", "--images-per-person", "4",
         "--val-fraction", "0.34", "--size", "48", "40", "--encoder-arg", "norm=group",
         "--encoder-arg", "widths=[8,16,16,32]", "--lr", "3e-3", "--threads", "1", "--quiet", "--format", "json"]
 

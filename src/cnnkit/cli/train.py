@@ -27,7 +27,8 @@ def _kwarg(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", "out", required=True, metavar="MODEL",
               help="Model directory to write (model.safetensors + model.json).")
-@click.option("--encoder", default="small_cnn", show_default=True, help="Registered encoder name.")
+@click.option("--encoder", default="mobilenet_v2_face", show_default=True,
+              help="Registered encoder name (small_cnn: from scratch, no pretrained weights needed).")
 @click.option("--encoder-arg", "encoder_kwargs", multiple=True, callback=_kwarg, metavar="KEY=VALUE",
               help="Extra encoder keyword (JSON value), e.g. norm=group or widths=[32,64,128,256].")
 @click.option("--dim", "embedding_dim", default=128, show_default=True, help="Embedding size D.")

@@ -133,6 +133,7 @@ class _PretrainedEncoder(nn.Module):
         if not head_norm:  # orthogonal rows: at the start the head keeps the pretrained distances
             nn.init.orthogonal_(self.head.proj.weight)
             nn.init.zeros_(self.head.proj.bias)
+        self.train()  # a new module is in training mode without train() being called: fix the BN stats now
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.embedding_dim, self.in_channels, self.input_size = embedding_dim, in_channels, tuple(input_size)

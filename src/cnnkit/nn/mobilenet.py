@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import pickle
 from pathlib import Path
 
 import torch
@@ -106,7 +107,7 @@ def load_imagenet_weights(model: MobileNetV2, path: str | Path | None = None, *,
             raise WeightsError(f"{path}: SHA-256 {digest} != expected {WEIGHTS_SHA256}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
         raise WeightsError(f"{path}: cannot read weights: {exc}") from exc
     features = {k: v for k, v in state.items() if k.startswith("features.")}
     try:
