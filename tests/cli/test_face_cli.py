@@ -235,12 +235,13 @@ def test_two_processes_enrolling_into_one_gallery(tmp_path):
 
 def test_ctrl_c_during_folder_enrolment_then_resume(tmp_path):
     db = tmp_path / "g.sqlite"
-    root = _folders(tmp_path, range(1, 9), 3)
+    root = _folders(tmp_path, range(1, 31), 5)  # 150 photos: enrolment runs long enough to be interrupted
+    total = 150
     cmd = [sys.executable, "-m", "cnnkit.cli._main", "face", "enroll", "--folders", str(root), "--db", str(db)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # wait until a few photos are committed
-        time.sleep(0.5)
+        time.sleep(0.05)
         if db.exists():
             try:
                 with sqlite3.connect(db, timeout=5) as c:
@@ -254,13 +255,13 @@ def test_ctrl_c_during_folder_enrolment_then_resume(tmp_path):
     assert "interrupted" in err and "rerun" in err
     g = SQLiteGallery(db)
     done = len(g)
-    assert g.integrity_check() == "ok" and 3 <= done < 24
+    assert g.integrity_check() == "ok" and 3 <= done < total
     g.close()
     r = subprocess.run(cmd + ["--format", "json"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["skipped"] == done and out["enrolled"] == 24 - done
-    assert len(SQLiteGallery(db)) == 24
+    assert out["skipped"] == done and out["enrolled"] == total - done
+    assert len(SQLiteGallery(db)) == total
 
 
 def _pairs_root(tmp_path: Path) -> tuple[Path, Path, Path]:
