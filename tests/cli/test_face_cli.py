@@ -238,7 +238,10 @@ def test_ctrl_c_during_folder_enrolment_then_resume(tmp_path):
     root = _folders(tmp_path, range(1, 31), 5)  # 150 photos: enrolment runs long enough to be interrupted
     total = 150
     cmd = [sys.executable, "-m", "cnnkit.cli._main", "face", "enroll", "--folders", str(root), "--db", str(db)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job (CI under nohup/&) starts with SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler: give the child the default disposition, as a terminal would
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # wait until a few photos are committed
         time.sleep(0.05)
