@@ -189,12 +189,12 @@ def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.Pat
 
     With a binary ``head``, the decision is P(same person) > 0.5 against the person's closest
     stored encoding; otherwise ``distance <= threshold``."""
-    if name not in {p.name for p in gallery.people()}:
+    matrix, names = gallery.embeddings()
+    own = matrix[np.asarray(names, dtype=object) == name].astype(np.float64)
+    if len(own) == 0:
         raise UnknownNameError(f"{name!r} is not enrolled in this gallery")
     check_tag(gallery.encoder_tag, pipeline.tag)
     face = pipeline.encode_one(photo, largest=largest)
-    matrix, names = gallery.embeddings()
-    own = matrix[np.asarray(names) == name].astype(np.float64)
     dist = float(np.sqrt(((own - face.embedding.astype(np.float64)) ** 2).sum(1)).min())
     if head is not None:
         from cnnkit.nn.heads import head_probability
