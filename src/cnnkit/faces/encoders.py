@@ -6,7 +6,6 @@ keeps, so that encodings of different encoders are never mixed.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
@@ -14,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from cnnkit.core.checks import check_shape
+from cnnkit.core.download import sha256_file
 from cnnkit.core.errors import ShapeError, UnknownNameError, WeightsError
 from cnnkit.faces.detect import dlib_model_path
 
@@ -23,7 +23,6 @@ __all__ = [
     "register_face_encoder",
     "list_face_encoders",
     "load_face_encoder",
-    "file_sha256",
 ]
 
 
@@ -100,15 +99,6 @@ def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cp
     )
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check_crops(crops: list[np.ndarray], size: int) -> None:
     for i, crop in enumerate(crops):
         check_shape(crop, f"{size} {size} 3", name=f"crops[{i}]")
@@ -159,7 +149,7 @@ class DlibResNetEncoder:
     @property
     def weights_sha256(self) -> str:
         if self._sha256 is None:
-            self._sha256 = file_sha256(self._weights_path())
+            self._sha256 = sha256_file(self._weights_path())
         return self._sha256
 
     @property

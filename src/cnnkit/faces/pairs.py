@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnkit.core.download import sha256_file
 from cnnkit.core.errors import CnnkitError, InvalidImageError
 from cnnkit.core.paths import cache_dir as default_cache_dir
 
@@ -134,10 +135,6 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsFile:
     return PairsFile(path=str(p), n_folds=n_folds, per_fold=per_fold, pairs=tuple(pairs))
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class EncodingCache:
     """Encodings on disk, keyed by (file SHA-256, pipeline configuration).
 
@@ -210,7 +207,7 @@ def encode_files(
         if not f.is_file():
             out[f] = InvalidImageError(f, "no such file")
             continue
-        shas[f] = _file_sha256(f)
+        shas[f] = sha256_file(f)
         known, vec = cache.get(shas[f])
         if not known:
             todo.append(f)

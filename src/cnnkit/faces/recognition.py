@@ -6,7 +6,6 @@ gallery for this encoder; otherwise it is estimated from the gallery itself (:fu
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from cnnkit.core.download import sha256_file
 from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError
 from cnnkit.store.base import FaceSource, Gallery, Match, check_tag
 
@@ -28,7 +28,7 @@ AUTO_MIN_PEOPLE = 10
 def sha256_of(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes (``InvalidImageError`` if it cannot be read)."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError as exc:
         raise InvalidImageError(path, exc.strerror or str(exc)) from exc
 
