@@ -58,3 +58,13 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "__fspath__"):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def progress_bar(total: int, desc: str, unit: str = "photo") -> Any:
+    """A tqdm bar on stderr, shown on a terminal only (tqdm's ``disable=None``), so logs and pipes
+    get clean one-line errors."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None if total > 1 else True, leave=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from cnnkit.cli._options import device_option, format_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._output import emit, progress_bar
 
 
 @click.command()
@@ -31,8 +31,6 @@ from cnnkit.cli._output import emit
 @format_option
 def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str, device: str, fmt: str) -> None:
     """One-shot recognition on ORL: enrol one photo per person, identify everyone else."""
-    from tqdm import tqdm
-
     from cnnkit.core.errors import CnnkitError
     from cnnkit.core.paths import repo_data_dir
     from cnnkit.eval.identification import open_set_report
@@ -68,7 +66,9 @@ def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str, device
         thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold)
         predicted, records = [], []
         t0 = time.perf_counter()
-        for truth, photo in tqdm(probes, desc="identifying", unit="photo", leave=False):
+        bar = progress_bar(len(probes), "identifying")
+        for truth, photo in probes:
+            bar.update(1)
             try:
                 faces = identify_photo(pipeline, gallery, photo, threshold=thr.value, k=3)
             except CnnkitError as exc:
@@ -81,6 +81,7 @@ def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str, device
                             "name": best.name if best else None,
                             "distance": None if best is None or best.distance is None else round(best.distance, 4),
                             "error": err})
+        bar.close()
         identify_seconds = time.perf_counter() - t0
         n_people = len(gallery.people())
     report = open_set_report(predicted, [t for t, _ in probes], known)

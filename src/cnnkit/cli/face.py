@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from cnnkit.cli._options import db_option, device_option, format_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._output import emit, progress_bar
 from cnnkit.core.errors import CnnkitError, EncoderMismatchError
 
 
@@ -63,14 +63,6 @@ def _gallery(db: str | None, *, create: bool = True):
     return open_gallery(db, create=create)
 
 
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
-
-    # shown on a terminal only (tqdm's disable=None), so logs and pipes get clean one-line errors
-    return tqdm(total=total, desc=desc, unit="photo", file=sys.stderr, disable=None if total > 1 else True,
-                leave=False)
-
-
 @click.group()
 def face() -> None:
     """One-shot face verification (1:1) and recognition (1:K) on a stored gallery."""
@@ -119,7 +111,7 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
         gallery.create_index(index, m=hnsw_m, ef_construction=ef_construction)
     pipeline = _pipeline(encoder, detector, device)
     outcomes = []
-    bar = _progress(len(items), "enrolling")
+    bar = progress_bar(len(items), "enrolling")
     try:
         for outcome in enrol_photos(pipeline, gallery, items, largest=largest):
             outcomes.append(outcome)
@@ -181,7 +173,7 @@ def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: 
     results: list[dict[str, Any]] = []
     errors = 0
     images = list_images(photos)
-    with _progress(len(images), "identifying") as bar:
+    with progress_bar(len(images), "identifying") as bar:
         for image in images:
             try:
                 faces = identify_photo(pipeline, gallery, image, threshold=thr.value, k=k, head=head)
