@@ -28,20 +28,6 @@ def test_round_trip(tmp_path, layout):
     np.testing.assert_allclose(emb, expected, atol=1e-6)
 
 
-def test_flip_tta_averages_mirror_encodings(tmp_path):
-    torch.manual_seed(0)
-    kwargs = {"embedding_dim": 8, "widths": [4, 8, 8, 8]}
-    model = create_encoder("small_cnn", **kwargs).eval()
-    config = {"encoder": "small_cnn", "kwargs": kwargs,
-              "input": {"size": [40, 32], "channels": 1, "align": False, "flip_tta": True}}
-    image = np.random.default_rng(1).integers(0, 256, (40, 32), dtype=np.uint8)
-    got = encode_images(model, config, [image])
-    x = prepare_images([image], size=[40, 32], channels=1)
-    expected = torch.nn.functional.normalize(model(x) + model(x.flip(-1)), dim=1).detach().numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-6)
-    np.testing.assert_allclose(encode_images(model, config, [image[:, ::-1].copy()]), got, atol=1e-5)
-
-
 def test_missing_model(tmp_path):
     assert not is_model_path(tmp_path / "nope")
     with pytest.raises(WeightsError, match="not a cnnkit model"):

@@ -33,9 +33,19 @@ def train_head(pairs: str, root: str | None, encoder: str, features: str, pairs_
     """Fit the head on PAIRS (an LFW pairs file, or a folder of identities to sample pairs from)
     with the encoder frozen; write it as JSON, and with --db store it in the gallery next to the
     threshold of the encoder's tag, with the better of head and threshold as the default method."""
-    from cnnkit.train.head import train_head_on_pairs
+    from pathlib import Path
 
-    result = train_head_on_pairs(pairs, root=root, encoder=encoder, features=tuple(features.split(",")),
-                                 pairs_per_person=pairs_per_person, seed=seed, out=out, test=test,
-                                 test_root=test_root, db=db, device=device)
+    from cnnkit.cli.face import _gallery, _pipeline
+    from cnnkit.faces.head import store_head
+    from cnnkit.faces.head import train_head as fit_head
+
+    head_json, result = fit_head(_pipeline(encoder, "retinaface", device), pairs, root=root,
+                                 features=tuple(features.split(",")), pairs_per_person=pairs_per_person, seed=seed,
+                                 test=test, test_root=test_root)
+    Path(out).write_text(head_json)
+    result["head"] = out
+    if db:
+        with _gallery(db) as gallery:
+            store_head(gallery, result["encoder_tag"], head_json, result["better"])
+        result["db"] = db
     emit(result, fmt)

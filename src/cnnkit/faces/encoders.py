@@ -19,6 +19,8 @@ from cnnkit.faces.detect import dlib_model_path
 
 __all__ = [
     "FaceEncoder",
+    "encoder_tag",
+    "embed_chips",
     "DlibResNetEncoder",
     "register_face_encoder",
     "list_face_encoders",
@@ -35,6 +37,12 @@ class FaceEncoder(Protocol):
         dim: length D of an encoding.
         default_threshold: Euclidean distance below which two encodings are the same person.
         chip_size, chip_padding: the chip :func:`~cnnkit.faces.align_face` must produce.
+        whole_image: the model was trained on whole, tightly cropped photos: no detection, the
+            whole image is the one "chip".
+        normalized: embeddings are L2-normalised (also after flip averaging).
+        flip: whether flip averaging is on by default for this encoder.
+
+    ``encode`` runs the network once per chip; flip averaging is :func:`embed_chips`'s job.
     """
 
     name: str
@@ -43,6 +51,9 @@ class FaceEncoder(Protocol):
     default_threshold: float
     chip_size: int
     chip_padding: float
+    whole_image: bool
+    normalized: bool
+    flip: bool
 
     @property
     def weights_sha256(self) -> str: ...
@@ -51,6 +62,27 @@ class FaceEncoder(Protocol):
     def tag(self) -> str: ...
 
     def encode(self, crops: list[np.ndarray]) -> np.ndarray: ...
+
+
+def encoder_tag(encoder: FaceEncoder) -> str:
+    """The tag stored with every embedding and every per-encoder setting (threshold, head):
+    ``name:version:<first 16 hex digits of the weights' SHA-256>``. The one place it is computed:
+    enrol, verify, identify, head training and calibration all read it from here."""
+    return f"{encoder.name}:{encoder.version}:{encoder.weights_sha256[:16]}"
+
+
+def embed_chips(encoder: FaceEncoder, chips: list[np.ndarray], *, flip: bool) -> np.ndarray:
+    """Embeddings of chips (N, D) float32: one encoder pass per chip, or with ``flip`` one pass
+    over the chips and their mirror images together (2 per chip), averaged, and L2-normalised
+    again when the encoder's embeddings are (``encoder.normalized``)."""
+    chips = list(chips)
+    if not flip or not chips:
+        return np.asarray(encoder.encode(chips), dtype=np.float32)
+    both = np.asarray(encoder.encode(chips + [np.ascontiguousarray(c[:, ::-1]) for c in chips]), dtype=np.float32)
+    mean = (both[: len(chips)] + both[len(chips):]) / 2
+    if encoder.normalized:
+        mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+    return mean.astype(np.float32)
 
 
 _ENCODERS: dict[str, Callable[..., FaceEncoder]] = {}
@@ -128,6 +160,9 @@ class DlibResNetEncoder:
     default_threshold = 0.6
     chip_size = 150
     chip_padding = 0.25
+    whole_image = False
+    normalized = False
+    flip = True
 
     def __init__(
         self, *, weights: str | None = None, device: str = "cpu", backend: str = "torch", num_jitters: int = 0
@@ -154,7 +189,7 @@ class DlibResNetEncoder:
 
     @property
     def tag(self) -> str:
-        return f"{self.name}:{self.version}:{self.weights_sha256[:16]}"
+        return encoder_tag(self)
 
     def _get_model(self) -> Any:
         if self._model is None:

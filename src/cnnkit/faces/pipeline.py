@@ -17,7 +17,7 @@ from cnnkit.core.errors import CnnkitError, MultipleFacesError, NoFaceFoundError
 from cnnkit.data.image_io import load_image
 from cnnkit.faces.align import TEMPLATES, align_face, sp5_box
 from cnnkit.faces.detect import FaceDetector, ShapePredictor5, as_rgb_uint8, create_detector
-from cnnkit.faces.encoders import FaceEncoder, load_face_encoder
+from cnnkit.faces.encoders import FaceEncoder, embed_chips, load_face_encoder
 from cnnkit.faces.types import Detection, FaceResult
 
 __all__ = ["FacePipeline", "primary_face", "ALIGNMENTS"]
@@ -58,8 +58,9 @@ class FacePipeline:
         min_face_size: smallest face side in pixels (``None``: the detector's default).
         device: ``"cpu"`` (``"cuda"`` lets onnxruntime use CUDA for detection where available).
         alignment: one of :data:`ALIGNMENTS`; ``"sp5"`` is always used with ``"hog"``.
-        flip: encode each chip and its mirror image and average the two encodings (twice the
-            encoder time).
+        flip: encode each chip and its mirror image and average the two embeddings (twice the
+            encoder time); ``None``: the encoder's own default (``encoder.flip``: on for dlib
+            ResNet, the ``input.flip_tta`` of a trained model).
 
     The defaults (``"sp5"`` alignment, ``flip=True``) had the best accuracy on LFW's
     pairsDevTrain among the variants in ``benchmarks/lfw_view1.py`` (0.9923; 0.990 on
@@ -82,7 +83,7 @@ class FacePipeline:
         min_face_size: int | None = None,
         device: str = "cpu",
         alignment: str = "sp5",
-        flip: bool = True,
+        flip: bool | None = None,
         batch_size: int = 32,
         **detector_options: Any,
     ) -> None:
@@ -99,7 +100,7 @@ class FacePipeline:
             **detector_options,
         )
         self.alignment = "sp5" if detector == "hog" else alignment
-        self.flip = bool(flip)
+        self.flip = bool(self.encoder.flip if flip is None else flip)
         self.batch_size = int(batch_size)
         self.device = device
         self._sp5 = ShapePredictor5()
@@ -140,7 +141,7 @@ class FacePipeline:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Every face in an RGB uint8 image, largest first. For an encoder trained on whole,
         tightly cropped photos (``whole_image``), the whole image is the one face."""
-        if getattr(self.encoder, "whole_image", False):
+        if self.encoder.whole_image:
             h, w = rgb.shape[:2]
             return [Detection(box=(0.0, 0.0, float(w), float(h)), score=1.0,
                               landmarks=np.zeros((5, 2), np.float32), kind="whole")]
@@ -161,11 +162,8 @@ class FacePipeline:
         return align_face(rgb, det.landmarks, kind=det.kind, size=size, padding=padding)
 
     def encode(self, chips: list[np.ndarray]) -> np.ndarray:
-        """Encodings of aligned chips, float32 (N, D)."""
-        if not self.flip or not chips:
-            return self.encoder.encode(chips)
-        both = self.encoder.encode(list(chips) + [np.ascontiguousarray(c[:, ::-1]) for c in chips])
-        return ((both[: len(chips)] + both[len(chips):]) / 2).astype(np.float32)
+        """Embeddings of aligned chips, float32 (N, D) (:func:`~cnnkit.faces.encoders.embed_chips`)."""
+        return embed_chips(self.encoder, chips, flip=self.flip)
 
     # -- whole pipeline ---------------------------------------------------------------------
     def faces(self, image: ImageInput) -> list[FaceResult]:

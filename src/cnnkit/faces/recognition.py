@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from cnnkit.core.download import sha256_file
+from cnnkit.core.euclidean import euclidean_rows
 from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError
 from cnnkit.store.base import FaceSource, Gallery, Match, check_tag
 
@@ -189,13 +190,12 @@ def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.Pat
 
     With a binary ``head``, the decision is P(same person) > 0.5 against the person's closest
     stored encoding; otherwise ``distance <= threshold``."""
-    matrix, names = gallery.embeddings()
-    own = matrix[np.asarray(names, dtype=object) == name].astype(np.float64)
+    own, _ = gallery.faces_of(name)
     if len(own) == 0:
         raise UnknownNameError(f"{name!r} is not enrolled in this gallery")
     check_tag(gallery.encoder_tag, pipeline.tag)
     face = pipeline.encode_one(photo, largest=largest)
-    dist = float(np.sqrt(((own - face.embedding.astype(np.float64)) ** 2).sum(1)).min())
+    dist = float(euclidean_rows(own, face.embedding).min())
     if head is not None:
         from cnnkit.nn.heads import head_probability
 

@@ -38,6 +38,8 @@ class TrainedFaceEncoder:
         self.chip_size = int(max(size))
         self.chip_padding = CHIP_PADDING
         self.whole_image = not bool(self.config["input"].get("align", False))
+        self.normalized = True
+        self.flip = bool(self.config["input"].get("flip_tta", False))
         self._model: Any = None
 
     @property
@@ -46,15 +48,25 @@ class TrainedFaceEncoder:
 
     @property
     def tag(self) -> str:
-        return f"{self.name}:{self.version}:{self.weights_sha256[:16]}"
+        from cnnkit.faces.encoders import encoder_tag
+
+        return encoder_tag(self)
+
+    @property
+    def model(self) -> Any:
+        """The network (loaded on first use, eval mode)."""
+        if self._model is None:
+            from cnnkit.nn.checkpoint import load_encoder
+
+            self._model, self.config = load_encoder(self.path, device=self.device)
+        return self._model
 
     def encode(self, crops: list[np.ndarray]) -> np.ndarray:
-        """Images (whole photos or aligned chips, uint8) -> (N, D) float32, unit rows."""
-        from cnnkit.nn.checkpoint import encode_images, load_encoder
+        """Images (whole photos or aligned chips, uint8) -> (N, D) float32, unit rows; one network
+        pass per image (flip averaging is :func:`~cnnkit.faces.encoders.embed_chips`'s)."""
+        from cnnkit.nn.checkpoint import encode_images
 
-        if self._model is None:
-            self._model, self.config = load_encoder(self.path, device=self.device)
-        return encode_images(self._model, self.config, crops)
+        return encode_images(self.model, self.config, crops)
 
     def __repr__(self) -> str:
         return f"TrainedFaceEncoder({str(self.path)!r}, tag={self.tag!r})"

@@ -7,9 +7,10 @@ A model is a directory ``MODEL/`` holding ``model.safetensors`` (weights) and ``
      "metrics": {...}, "version": "...", "train": {...}}
 
 ``input.align = false`` means: feed the whole image, resized (tightly cropped photos such as ORL);
-``true`` means: feed aligned face crops. ``input.flip_tta = true`` (optional) averages the
-encodings of each image and its mirror image (then L2-normalises again). :func:`encode_images` applies exactly the preprocessing the
-training used (:func:`prepare_images`).
+``true`` means: feed aligned face crops. ``input.flip_tta = true`` (optional) asks the face
+adapter (:func:`cnnkit.faces.encoders.embed_chips`) to average each image's embedding with its
+mirror image's. :func:`encode_images` applies exactly the preprocessing the training used
+(:func:`prepare_images`).
 """
 from __future__ import annotations
 
@@ -107,7 +108,9 @@ def prepare_images(images: Sequence[np.ndarray], *, size: Sequence[int], channel
 @torch.no_grad()
 def encode_images(model: nn.Module, config: dict[str, Any], images: Sequence[np.ndarray], *,
                   batch_size: int = 64) -> np.ndarray:
-    """Encode uint8 images (each (H, W) or (H, W, 3)) with a loaded model -> (N, D) float32, unit rows."""
+    """Encode uint8 images (each (H, W) or (H, W, 3)) with a loaded model -> (N, D) float32: one
+    network pass per image (flip averaging, ``input.flip_tta``, is the face adapter's job:
+    :func:`cnnkit.faces.encoders.embed_chips`)."""
     inp = config["input"]
     model.eval()
     device = next(model.parameters()).device
@@ -115,8 +118,6 @@ def encode_images(model: nn.Module, config: dict[str, Any], images: Sequence[np.
     for start in range(0, len(images), batch_size):
         x = prepare_images(images[start:start + batch_size], size=inp["size"], channels=int(inp["channels"])).to(device)
         emb = model(x)
-        if inp.get("flip_tta"):
-            emb = torch.nn.functional.normalize(emb + model(x.flip(-1)), p=2, dim=1)
         out.append(emb.float().cpu().numpy())
     dim = int(getattr(model, "embedding_dim", 0)) or (out[0].shape[1] if out else 0)
     return np.concatenate(out, axis=0) if out else np.zeros((0, dim), dtype=np.float32)

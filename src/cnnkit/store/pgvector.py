@@ -501,6 +501,18 @@ class PgVectorGallery:
             return np.empty((0, dim), dtype=np.float32), []
         return np.stack([r[1] for r in rows]).astype(np.float32), [r[0] for r in rows]
 
+    def faces_of(self, name: str) -> tuple[np.ndarray, list[FaceSource]]:
+        """One person's embeddings (N, D) float32 and where each came from, in enrolment order;
+        ``(0, D)`` when ``name`` is not enrolled. One indexed query: only their rows are read."""
+        with self._reading(), self.conn.cursor(binary=True) as cur:
+            rows = cur.execute(self._sql(
+                "SELECT f.vector, f.source_name, f.source_sha256, f.box FROM {s}.faces f "
+                "JOIN {s}.people p ON p.id = f.person_id WHERE p.name = %s ORDER BY f.id"), (name,)).fetchall()
+        if not rows:
+            return np.empty((0, self.dim or 0), dtype=np.float32), []
+        return (np.stack([r[0] for r in rows]).astype(np.float32),
+                [FaceSource(fn, sha, None if box is None else tuple(json.loads(box))) for _, fn, sha, box in rows])
+
     def search(self, queries: np.ndarray, k: int = 5, *, ef_search: int | None = None,
                exact: bool | None = None) -> list[list[Match]]:
         """The ``k`` nearest people of each query (M, D), by their closest encoding, nearest first.

@@ -1,0 +1,137 @@
+"""Training the binary "same person" head (:class:`~cnnkit.nn.heads.PairClassifierHead`) on
+labelled pairs with the encoder frozen, and comparing it with a calibrated distance threshold.
+
+Pairs come from an LFW-format pairs file (images under ``root``), or are sampled from a folder of
+identities. Every image is embedded by one :class:`~cnnkit.faces.FacePipeline` (detection +
+alignment, or the whole image for a model trained on whole photos), so the head is stored under
+the same encoder tag that enrol, verify and identify use.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from cnnkit.core.errors import CnnkitError
+from cnnkit.core.euclidean import euclidean_rows
+from cnnkit.data.folders import scan_identity_folder
+from cnnkit.eval.verification import accuracy_at, best_threshold
+from cnnkit.nn.heads import fit_pair_head, head_probability
+from cnnkit.store.base import Gallery
+
+__all__ = ["load_pairs", "sample_pairs", "compare_head_and_threshold", "train_head", "store_head"]
+
+
+def _pairs_from_file(path: str, root: str | None, pipeline: Any, progress: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Embeddings of both sides (T, D) x 2 and labels (T,) of the pairs whose images both gave a face."""
+    from cnnkit.faces.pairs import encode_files, lfw_image_path, read_pairs
+
+    pairs = read_pairs(path)
+    root = root or str(Path(path).parent)
+    files = {key: lfw_image_path(root, *key) for key in pairs.images()}
+    emb = encode_files(pipeline, files.values(), progress=progress)
+    a, b, y = [], [], []
+    for p in pairs.pairs:
+        ea, eb = emb[files[(p.name_a, p.index_a)]], emb[files[(p.name_b, p.index_b)]]
+        if isinstance(ea, np.ndarray) and isinstance(eb, np.ndarray):
+            a.append(ea)
+            b.append(eb)
+            y.append(p.same)
+    if not y:
+        raise CnnkitError(f"{path}: no pair with a face found in both images")
+    return np.stack(a), np.stack(b), np.array(y, dtype=bool)
+
+
+def sample_pairs(labels: np.ndarray, pairs_per_person: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) over ``labels`` (N,): per person ``pairs_per_person`` same-person pairs
+    and as many different-person pairs (people with one photo give none)."""
+    rng = np.random.default_rng(seed)
+    i_idx, j_idx = [], []
+    for person in np.unique(labels):
+        mine, others = np.flatnonzero(labels == person), np.flatnonzero(labels != person)
+        if len(mine) < 2:
+            continue
+        for _ in range(pairs_per_person):
+            i, j = rng.choice(mine, 2, replace=False)
+            i_idx += [i, i]
+            j_idx += [j, rng.choice(others)]
+    return np.array(i_idx, dtype=np.int64), np.array(j_idx, dtype=np.int64)
+
+
+def _pairs_from_folder(folder_path: str, pipeline: Any, pairs_per_person: int, seed: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampled pairs of a folder of identities (byte-identical files are dropped first)."""
+    index = scan_identity_folder(folder_path)
+    labels = np.array(index.labels)
+    found, emb = [], []
+    for i, (_, res) in enumerate(pipeline.encode_many(index.paths, largest=True)):
+        if not isinstance(res, CnnkitError):
+            found.append(i)
+            emb.append(res.embedding)
+    if not emb:
+        raise CnnkitError(f"{folder_path}: no face found in any photo")
+    matrix, labels = np.stack(emb), labels[found]
+    i, j = sample_pairs(labels, pairs_per_person, seed)
+    return matrix[i], matrix[j], labels[i] == labels[j]
+
+
+def load_pairs(pairs: str, pipeline: Any, *, root: str | None = None, pairs_per_person: int = 20, seed: int = 0,
+               progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(emb_a (T, D), emb_b (T, D), same (T,))`` from a pairs file or a folder of identities."""
+    if os.path.isdir(pairs):
+        return _pairs_from_folder(pairs, pipeline, pairs_per_person, seed)
+    return _pairs_from_file(pairs, root, pipeline, progress)
+
+
+def compare_head_and_threshold(head_json: str, threshold: float, emb_a: np.ndarray, emb_b: np.ndarray,
+                               same: np.ndarray) -> dict[str, float]:
+    """Accuracy of the head (probability > 0.5) and of ``distance <= threshold`` on pairs (T, D) x 2."""
+    prob = np.array([head_probability(head_json, a[None], b[None])[0, 0] for a, b in zip(emb_a, emb_b)])
+    return {"head_accuracy": float(((prob > 0.5) == same).mean()),
+            "threshold_accuracy": accuracy_at(euclidean_rows(emb_a, emb_b), same, threshold)}
+
+
+def train_head(pipeline: Any, pairs: str, *, root: str | None = None, features: Sequence[str] = ("abs",),
+               pairs_per_person: int = 20, seed: int = 0, test: str | None = None, test_root: str | None = None,
+               progress: bool = True) -> tuple[str, dict[str, Any]]:
+    """Fit the head on ``pairs`` embedded by ``pipeline``; report its training accuracy beside the
+    threshold calibrated on the same pairs, and on ``test`` pairs when given.
+
+    Returns:
+        ``(head JSON, report)``; the report's ``"better"`` is ``"head"`` or ``"threshold"``,
+        whichever is more accurate on the test pairs (on the training pairs without ``test``), and
+        its ``"encoder_tag"`` is the pipeline's.
+    """
+    ea, eb, same = load_pairs(pairs, pipeline, root=root, pairs_per_person=pairs_per_person, seed=seed,
+                              progress=progress)
+    feats = tuple(features)
+    if "chi2" in feats and (ea.min() < 0 or eb.min() < 0):
+        raise CnnkitError("--features chi2 needs non-negative embeddings; this encoder's have negative entries")
+    head = fit_pair_head(torch.from_numpy(ea), torch.from_numpy(eb), torch.from_numpy(same), features=feats)
+    threshold, _ = best_threshold(euclidean_rows(ea, eb), same)
+    head_json = head.to_json(encoder_tag=pipeline.tag, trained_on=os.path.basename(os.path.normpath(pairs)))
+    train = compare_head_and_threshold(head_json, threshold, ea, eb, same)
+    result: dict[str, Any] = {"encoder_tag": pipeline.tag, "train_pairs": int(len(same)), "features": list(feats),
+                              "threshold": threshold, "train_head_accuracy": train["head_accuracy"],
+                              "train_threshold_accuracy": train["threshold_accuracy"]}
+    decide = train
+    if test:
+        ta, tb, tsame = load_pairs(test, pipeline, root=test_root or root, pairs_per_person=pairs_per_person,
+                                   seed=seed + 1, progress=progress)
+        decide = compare_head_and_threshold(head_json, threshold, ta, tb, tsame)
+        result.update({"test_pairs": int(len(tsame)), "test_head_accuracy": decide["head_accuracy"],
+                       "test_threshold_accuracy": decide["threshold_accuracy"]})
+    result["better"] = "head" if decide["head_accuracy"] > decide["threshold_accuracy"] else "threshold"
+    return head_json, result
+
+
+def store_head(gallery: Gallery, tag: str, head_json: str, method: str) -> None:
+    """Store the head as the setting ``"head"`` of encoder ``tag`` and ``method`` (``"head"`` or
+    ``"threshold"``) as the one ``--method auto`` uses."""
+    gallery.set_setting(tag, "head", json.loads(head_json))
+    gallery.set_setting(tag, "method", method)
