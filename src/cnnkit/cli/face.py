@@ -371,3 +371,9 @@ def gallery_copy(src: str, dst: str, batch: int, fmt: str) -> None:
         source.close()
         target.close()
     emit(result, fmt)
+
+
+from cnnkit.cli.face_cluster import cluster as _cluster_command, name as _name_command  # noqa: E402
+
+face.add_command(_cluster_command)
+face.add_command(_name_command)

@@ -1,5 +1,6 @@
 """Verification and identification metrics (numpy only): ROC, AUC, EER, TAR@FAR, best threshold,
-k-fold accuracy, open-set rank-1 and rejection."""
+k-fold accuracy, open-set rank-1 and rejection; BCubed scores of a clustering."""
+from cnnkit.eval.clustering import BCubed, bcubed
 from cnnkit.eval.verification import (
     VerificationReport,
     auc,
@@ -12,6 +13,8 @@ from cnnkit.eval.verification import (
 )
 
 __all__ = [
+    "BCubed",
+    "bcubed",
     "VerificationReport",
     "auc",
     "best_threshold",

@@ -1,0 +1,166 @@
+"""Clustering: exact against the naive O(N^3) algorithm, the radius graph against brute force,
+determinism, singletons, the threshold rule on real ORL embeddings, BCubed against a loop."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnkit.core.errors import CnnkitError, ShapeError
+from cnnkit.eval.clustering import bcubed
+from cnnkit.faces.cluster import (
+    cluster_embeddings,
+    impostor_stats,
+    naive_average_linkage,
+    radius_graph,
+    average_linkage,
+    representatives,
+)
+
+
+def blobs(seed: int, n: int, d: int = 8, people: int = 6, spread: float = 0.5) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(people, d))
+    return centres[rng.integers(0, people, n)] + spread * rng.normal(size=(n, d))
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal as partitions (each -1 its own group)."""
+    def groups(lab):
+        out = {}
+        for i, g in enumerate(lab):
+            out.setdefault(("alone", i) if g < 0 else g, []).append(i)
+        return sorted(map(tuple, out.values()))
+    return groups(a) == groups(b)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_average_linkage_equals_naive(seed):
+    rng = np.random.default_rng(100 + seed)
+    x = blobs(seed, int(rng.integers(8, 50)))
+    radius = float(rng.uniform(0.8, 3.0))
+    naive = naive_average_linkage(x, radius)
+    assert np.array_equal(average_linkage(x, radius, max_neighbors=None), naive)
+    graph = radius_graph(x, radius)
+    if graph.capped == 0:  # the default cap was not reached: still exact
+        assert np.array_equal(average_linkage(x, radius), naive)
+
+
+def test_naive_is_not_single_linkage():
+    # a chain 0 - 1 - 2 with steps of 1: single linkage at 1.0 joins all three, average linkage
+    # (mean squared distance of {0, 1} to 2 is (4 + 1) / 2 = 2.5 > 1) keeps 2 apart
+    x = np.array([[0.0], [1.0], [2.0]])
+    assert list(naive_average_linkage(x, 1.0)) == [0, 0, -1]
+    assert list(average_linkage(x, 1.0)) == [0, 0, -1]
+
+
+def test_radius_graph_is_every_pair_within_the_radius():
+    x = blobs(3, 300, d=16, people=10)
+    radius = 2.5
+    g = radius_graph(x, radius, max_neighbors=None, max_block=5000)  # many blocks
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    i, j = np.nonzero(np.triu(d2 <= radius ** 2, 1))
+    assert set(zip(g.rows.tolist(), g.cols.tolist())) == set(zip(i.tolist(), j.tolist()))
+    assert np.allclose(g.d2, d2[g.rows, g.cols])
+    assert g.capped == 0
+
+
+def test_radius_graph_cap_keeps_the_nearest_later_faces():
+    x = blobs(4, 200, d=4, people=2, spread=0.3)
+    k = 5
+    g = radius_graph(x, 10.0, max_neighbors=k, max_block=3000)
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    assert g.capped > 0
+    for i in range(0, 200, 17):
+        mine = np.sort(g.cols[g.rows == i])
+        later = np.arange(i + 1, 200)
+        expected = np.sort(later[np.argsort(d2[i, later], kind="stable")[:k]])
+        assert np.array_equal(mine, expected)
+
+
+def test_labels_are_deterministic_and_permutation_invariant():
+    x = blobs(5, 400, d=8, people=20, spread=0.4)
+    a = cluster_embeddings(x, verification_threshold=2.0, seed=7)
+    b = cluster_embeddings(x.copy(), verification_threshold=2.0, seed=7)
+    assert np.array_equal(a.labels, b.labels) and a.threshold == b.threshold
+    perm = np.random.default_rng(0).permutation(len(x))
+    c = cluster_embeddings(x[perm], verification_threshold=2.0, threshold=a.threshold)
+    back = np.empty_like(c.labels)
+    back[perm] = c.labels
+    assert same_partition(back, a.labels)
+
+
+def test_singletons_are_minus_one_and_clusters_numbered_by_size():
+    x = np.array([[0.0, 0], [0.1, 0], [0.05, 0.1], [5, 5], [5.1, 5], [20, 0], [-20, 0]])
+    res = cluster_embeddings(x, verification_threshold=1.0, threshold=0.5)
+    assert list(res.labels) == [0, 0, 0, 1, 1, -1, -1]
+    assert res.n_clusters == 2 and res.alone == 2
+    order = representatives(x, res.labels)
+    assert set(order) == {0, 1}
+    assert sorted(order[0].tolist()) == [0, 1, 2]
+
+
+def test_representative_is_the_face_nearest_the_mean():
+    x = np.array([[0.0], [1.0], [1.2], [3.0]])
+    order = representatives(x, np.array([0, 0, 0, 0]))
+    # mean 1.3: nearest 1.2, then 1.0, then 0.0 (1.3 away) and 3.0 (1.7 away)
+    assert order[0].tolist() == [2, 1, 0, 3]
+
+
+def test_bad_inputs_are_typed_errors():
+    with pytest.raises(ShapeError):
+        cluster_embeddings(np.zeros(5), verification_threshold=0.6)
+    with pytest.raises(CnnkitError):
+        cluster_embeddings(np.array([[0.0, np.nan], [1, 1], [2, 2]]), verification_threshold=0.6)
+    few = cluster_embeddings(blobs(0, 20), verification_threshold=0.6)  # too few to estimate from
+    assert few.source == "verification" and few.threshold == 0.6
+    assert list(cluster_embeddings(np.zeros((1, 3)), verification_threshold=0.6, threshold=0.5).labels) == [-1]
+
+
+def test_bcubed_against_a_loop():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 6, 60).tolist()
+    pred = rng.integers(-1, 5, 60).tolist()
+    key = [("alone", i) if pred[i] < 0 else ("cluster", pred[i]) for i in range(60)]
+    p = np.mean([sum(key[j] == key[i] and truth[j] == truth[i] for j in range(60)) / sum(key[j] == key[i] for j in range(60))
+                 for i in range(60)])
+    r = np.mean([sum(key[j] == key[i] and truth[j] == truth[i] for j in range(60)) / sum(truth[j] == truth[i] for j in range(60))
+                 for i in range(60)])
+    b = bcubed(truth, pred)
+    assert b.precision == pytest.approx(p) and b.recall == pytest.approx(r)
+    assert b.f == pytest.approx(2 * p * r / (p + r))
+    assert bcubed([0, 0, 1], [-1, -1, -1]).clusters == 3
+
+
+def test_impostor_stats_ignore_same_person_pairs():
+    """A collection dominated by a few people: the same-person share is set aside, so the
+    typical distance between different people is found again (labels used only to check)."""
+    rng = np.random.default_rng(2)
+    people = rng.normal(size=(40, 32))
+    who = np.r_[np.zeros(300, int), np.ones(300, int), rng.integers(2, 40, 400)]
+    x = people[who] + 0.15 * rng.normal(size=(len(who), 32))
+    truth = impostor_stats(x, 2.0, people=who)
+    guess = impostor_stats(x, 2.0)
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    between = d[who[:, None] != who[None, :]]
+    assert truth.mean == pytest.approx(np.median(between), rel=0.05)
+    assert guess.genuine > 0.15  # 2 x 0.3^2 of the pairs are of person 0 or 1
+    assert guess.mean == pytest.approx(truth.mean, rel=0.05)
+    naive_median = np.median(d[np.triu_indices(len(x), 1)])
+    assert abs(naive_median - truth.mean) > 2 * abs(guess.mean - truth.mean)
+
+
+@pytest.mark.slow
+def test_rule_on_real_orl_faces(pipeline, orl_dir):
+    """ORL (40 people x 10 photos, never used to choose the rule): the automatic threshold is
+    stricter than the verification one and the clustering is mostly right."""
+    files = sorted(orl_dir.glob("s*/*.pgm"))[::2]
+    emb, truth = [], []
+    for f, res in pipeline.encode_many(files, largest=True):
+        if not isinstance(res, CnnkitError):
+            emb.append(res.embedding)
+            truth.append(f.parent.name)
+    res = cluster_embeddings(np.stack(emb), verification_threshold=pipeline.default_threshold)
+    assert res.source == "collection"
+    assert 0.3 < res.threshold < pipeline.default_threshold
+    score = bcubed(truth, res.labels)
+    assert score.f > 0.85, score
