@@ -21,6 +21,7 @@ _COMMANDS = {
     "style": "cnnkit.cli.style:style",
     "visualize": "cnnkit.cli.visualize:visualize",
     "conv": "cnnkit.cli.conv:conv",
+    "serve": "cnnkit.cli.serve:serve",
 }
 
 

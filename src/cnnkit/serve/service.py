@@ -1,0 +1,354 @@
+"""What the HTTP layer calls: one :class:`Service` holding the face pipeline (loaded once), the
+galleries, the API keys and two thread pools.
+
+Inference (decode, detect, align, encode, search) runs in a bounded pool of ``workers`` threads; at
+most ``workers + queue`` jobs are admitted at once, and a job beyond that is refused at once with
+``rate-limited`` (429 with ``Retry-After``) instead of piling up. Gallery-only work (listings,
+deletions, export) runs in a second small pool so that it never waits behind inference.
+
+Every operation is a plain method that calls ``cnnkit.faces`` and ``cnnkit.store``; the decision
+(threshold, its source, the binary head) is the same resolver the CLI uses.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from cnnkit import __version__
+from cnnkit.core.errors import EncoderMismatchError, UnknownNameError
+from cnnkit.data.image_io import load_image
+from cnnkit.serve.galleries import SERVE_NS, GalleryRegistry
+from cnnkit.serve.keys import KeyStore
+from cnnkit.serve.problems import Problem
+from cnnkit.store.base import FaceSource
+
+EXPORT_FORMAT = "cnnkit-gallery-export"
+THUMB_SIZE = 112
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Settings of one server process.
+
+    Args:
+        db: a data directory (one SQLite file per gallery) or a ``postgresql://`` URL.
+        workers: inference threads.
+        queue: jobs admitted beyond the running ones before 429.
+        max_upload: largest request body, bytes (413 above).
+        max_pixels: pixel limit of :func:`~cnnkit.data.image_io.load_image` (None: its default).
+        encoder, detector: as for :class:`~cnnkit.faces.FacePipeline`.
+    """
+    db: str
+    workers: int = 2
+    queue: int = 32
+    max_upload: int = 10 * 1024 * 1024
+    max_pixels: int | None = None
+    encoder: str = "dlib_resnet"
+    detector: str = "retinaface"
+
+
+def _round_box(box: Sequence[float]) -> list[float]:
+    return [round(float(v), 1) for v in box]
+
+
+class Service:
+    def __init__(self, config: ServeConfig, *, pipeline: Any = None) -> None:
+        self.config = config
+        self.galleries = GalleryRegistry(config.db)
+        self.keys = KeyStore(config.db)
+        self.pipeline = pipeline
+        self._pool = ThreadPoolExecutor(max(1, config.workers), thread_name_prefix="cnnkit-infer")
+        self._io = ThreadPoolExecutor(4, thread_name_prefix="cnnkit-io")
+        self._slots = threading.BoundedSemaphore(max(1, config.workers) + max(0, config.queue))
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._mean_s = 0.1  # running mean of one inference job, for Retry-After
+        self.rejected = 0
+        self.started = time.time()
+
+    # -- life cycle ----------------------------------------------------------------------------
+    def load(self) -> "Service":
+        """Load the models and run them once, so the first request pays nothing."""
+        if self.pipeline is None:
+            from cnnkit.faces import FacePipeline
+
+            self.pipeline = FacePipeline(self.config.encoder, detector=self.config.detector, threads=1)
+        self.pipeline.faces(np.full((64, 64, 3), 128, np.uint8))  # detector session
+        self.pipeline.encode([np.zeros((self.pipeline.encoder.chip_size,) * 2 + (3,), np.uint8)])  # encoder
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self.pipeline is not None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        self._io.shutdown(wait=True)
+        self.galleries.close()
+        self.keys.close()
+
+    # -- running jobs ----------------------------------------------------------------------------
+    def retry_after(self) -> int:
+        with self._lock:
+            pending = self._pending
+        return max(1, math.ceil(self._mean_s * pending / max(1, self.config.workers)))
+
+    async def infer(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in the inference pool, or refuse with 429 when the queue is full."""
+        if not self.ready:
+            raise Problem("not-ready", "the models are still loading")
+        if not self._slots.acquire(blocking=False):
+            self.rejected += 1
+            raise Problem("rate-limited", f"{self.config.workers + self.config.queue} requests are already "
+                          "running or queued; retry later", {"Retry-After": str(self.retry_after())})
+        with self._lock:
+            self._pending += 1
+
+        def job() -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                dt = time.perf_counter() - t0
+                with self._lock:
+                    self._pending -= 1
+                    self._mean_s = 0.9 * self._mean_s + 0.1 * dt
+                self._slots.release()  # released when the job ends, even if its client went away
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+        except RuntimeError as exc:  # the pool is shutting down
+            raise Problem("not-ready", "the server is shutting down") from exc
+
+    async def io(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run gallery-only work in its own pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._io, lambda: fn(*args))
+
+    # -- the decision ----------------------------------------------------------------------------
+    def decision(self, gallery_name: str | None) -> dict[str, Any]:
+        """Threshold in force, its source and the method, for a gallery (or none: the encoder default)."""
+        from cnnkit.faces.recognition import resolve_threshold, stored_head
+
+        pipe = self.pipeline
+        g = self.galleries.get(gallery_name) if gallery_name is not None else None
+        thr = resolve_threshold(g, pipe.tag, pipe.default_threshold)
+        head = stored_head(g, pipe.tag, "auto") if g is not None else None
+        return {"threshold": thr.value, "threshold_source": thr.source,
+                "method": "head" if head is not None else "distance", "head": head}
+
+    def info(self, gallery_name: str | None = None) -> dict[str, Any]:
+        d = self.decision(gallery_name)
+        return {"version": __version__, "encoder_tag": self.pipeline.tag, "dimension": self.pipeline.dim,
+                "metric": "euclidean", "gallery": gallery_name, "threshold": round(d["threshold"], 6),
+                "threshold_source": d["threshold_source"], "method": d["method"],
+                "workers": self.config.workers, "queue": self.config.queue, "max_upload_bytes": self.config.max_upload,
+                "liveness_check": False}
+
+    # -- images ---------------------------------------------------------------------------------
+    def image(self, data: bytes) -> np.ndarray:
+        """Decode an upload (type sniffed from the bytes; the pixel limit applies)."""
+        if len(data) > self.config.max_upload:
+            raise Problem("image-too-large", f"the image has {len(data)} bytes, more than the limit of "
+                          f"{self.config.max_upload}")
+        return load_image(data, max_pixels=self.config.max_pixels)
+
+    def _one_face(self, rgb: np.ndarray, face: str) -> Any:
+        return self.pipeline.encode_one(rgb, largest=(face == "largest"))
+
+    # -- enrolment --------------------------------------------------------------------------------
+    def enrol(self, gallery_name: str, subject: str, data: bytes, face: str = "single",
+              file_name: str | None = None) -> tuple[int, dict[str, Any]]:
+        """Enrol one photo (one transaction). Returns (HTTP status, body): 201, or 200 when these
+        exact bytes are already in the gallery."""
+        g = self.galleries.get(gallery_name)
+        digest = hashlib.sha256(data).hexdigest()
+        rgb = self.image(data)
+        if g.has_source(digest):
+            return 200, {"gallery": gallery_name, "subject": subject, "enrolled": False,
+                         "detail": "this photo is already in the gallery"}
+        res = self._one_face(rgb, face)
+        name = os.path.basename(file_name or "")[:200] or None
+        ids = g.add_faces(subject, res.embedding[None, :], tag=self.pipeline.tag,
+                          sources=[FaceSource(name, digest, tuple(res.box))])
+        if self.galleries.options(gallery_name).get("thumbnails") and g.get_setting(SERVE_NS, _thumb_key(subject)) is None:
+            g.set_setting(SERVE_NS, _thumb_key(subject), _thumbnail(rgb, res.box))
+        return 201, {"gallery": gallery_name, "subject": subject, "enrolled": True, "face_id": ids[0],
+                     "box": _round_box(res.box)}
+
+    # -- verification and identification ----------------------------------------------------------
+    def verify_subject(self, gallery_name: str, subject: str, data: bytes, face: str = "single") -> dict[str, Any]:
+        from cnnkit.faces.recognition import Threshold, verify_photo
+
+        d = self.decision(gallery_name)
+        g = self.galleries.get(gallery_name)
+        rgb = self.image(data)
+        v = verify_photo(self.pipeline, g, subject, rgb, threshold=Threshold(d["threshold"], d["threshold_source"]),
+                         largest=(face == "largest"), head=d["head"])
+        out = {"subject": subject, "gallery": gallery_name, "match": v.match, "distance": round(v.distance, 6),
+               "threshold": round(d["threshold"], 6), "threshold_source": d["threshold_source"],
+               "method": d["method"]}
+        if v.probability is not None:
+            out["probability"] = round(v.probability, 6)
+        return out
+
+    def verify_pair(self, data_a: bytes, data_b: bytes, face: str = "single") -> dict[str, Any]:
+        d = self.decision(None)
+        a = self._one_face(self.image(data_a), face)
+        b = self._one_face(self.image(data_b), face)
+        dist = float(np.linalg.norm(a.embedding.astype(np.float64) - b.embedding.astype(np.float64)))
+        return {"match": dist <= d["threshold"], "distance": round(dist, 6), "threshold": round(d["threshold"], 6),
+                "threshold_source": d["threshold_source"], "method": "distance",
+                "box_a": _round_box(a.box), "box_b": _round_box(b.box)}
+
+    def identify(self, gallery_name: str, data: bytes, top_k: int = 5) -> dict[str, Any]:
+        from cnnkit.faces.assign import assign_once
+        from cnnkit.faces.recognition import identify_faces
+
+        d = self.decision(gallery_name)
+        g = self.galleries.get(gallery_name)
+        if g.encoder_tag is not None and g.encoder_tag != self.pipeline.tag:
+            raise EncoderMismatchError(f"gallery {gallery_name!r} holds embeddings of encoder {g.encoder_tag!r}, "
+                                       f"this server encodes with {self.pipeline.tag!r}")
+        rgb = self.image(data)
+        found = self.pipeline.faces(rgb)
+        emb = np.stack([f.embedding for f in found]) if found else np.empty((0, self.pipeline.dim), np.float32)
+        named = identify_faces(emb, [f.box for f in found], g, threshold=d["threshold"], k=top_k, head=d["head"])
+        named = assign_once(named, d["threshold"], reassign=d["head"] is None)
+        return {"gallery": gallery_name, "threshold": round(d["threshold"], 6),
+                "threshold_source": d["threshold_source"], "method": d["method"],
+                "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+                "faces": [f.to_dict() for f in named]}
+
+    def embed(self, data: bytes) -> dict[str, Any]:
+        rgb = self.image(data)
+        found = self.pipeline.faces(rgb)
+        return {"encoder_tag": self.pipeline.tag, "dimension": self.pipeline.dim,
+                "faces": [{"box": _round_box(f.box), "score": round(float(f.score), 4),
+                           "embedding": [float(v) for v in f.embedding]} for f in found]}
+
+    # -- subjects -------------------------------------------------------------------------------
+    def subjects(self, gallery_name: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        people = self.galleries.get(gallery_name).people()  # sorted by name
+        after = _decode_cursor(cursor) if cursor else None
+        if after is not None:
+            people = [p for p in people if p.name > after]
+        page = people[:limit]
+        more = len(people) > limit
+        return {"subjects": [{"name": p.name, "faces": p.faces, "created_at": p.created_at} for p in page],
+                "next_cursor": _encode_cursor(page[-1].name) if more and page else None}
+
+    def subject(self, gallery_name: str, name: str) -> dict[str, Any]:
+        g = self.galleries.get(gallery_name)
+        for p in g.people():
+            if p.name == name:
+                return {"name": p.name, "faces": p.faces, "created_at": p.created_at,
+                        "thumbnail": g.get_setting(SERVE_NS, _thumb_key(name)) is not None}
+        raise UnknownNameError(f"no subject named {name!r} in gallery {gallery_name!r}")
+
+    def thumbnail(self, gallery_name: str, name: str) -> bytes:
+        self.subject(gallery_name, name)
+        b64 = self.galleries.get(gallery_name).get_setting(SERVE_NS, _thumb_key(name))
+        if b64 is None:
+            raise Problem("not-found", f"no thumbnail stored for {name!r} (the gallery was created without "
+                          "thumbnails, or the subject was enrolled by the CLI)")
+        return base64.b64decode(b64)
+
+    def delete_subject(self, gallery_name: str, name: str) -> int:
+        """Delete every embedding and the thumbnail of a subject; returns the embeddings removed."""
+        g = self.galleries.get(gallery_name)
+        self.subject(gallery_name, name)
+        if g.get_setting(SERVE_NS, _thumb_key(name)) is not None:
+            g.set_setting(SERVE_NS, _thumb_key(name), None)  # overwritten (secure_delete), before the vectors
+        return g.remove_person(name)
+
+    # -- export and import -----------------------------------------------------------------------
+    def export_lines(self, gallery_name: str) -> Iterator[bytes]:
+        g = self.galleries.get(gallery_name)
+        matrix, names = g.embeddings()
+        header = {"format": EXPORT_FORMAT, "version": 1, "gallery": gallery_name,
+                  "encoder_tag": g.encoder_tag, "dimension": g.dim, "faces": len(names)}
+        yield (json.dumps(header) + "\n").encode()
+        for name, vec in zip(names, matrix):
+            yield (json.dumps({"name": name, "embedding": [float(v) for v in vec]}) + "\n").encode()
+
+    def import_lines(self, gallery_name: str, body: bytes) -> dict[str, Any]:
+        g = self.galleries.get(gallery_name)
+        lines = [ln for ln in body.decode("utf-8", errors="strict").splitlines() if ln.strip()]
+        if not lines:
+            raise Problem("invalid-request", "the body is empty; send the NDJSON of GET .../export")
+        try:
+            header = json.loads(lines[0])
+            rows = [json.loads(ln) for ln in lines[1:]]
+        except json.JSONDecodeError as exc:
+            raise Problem("invalid-request", f"not NDJSON: {exc}") from None
+        if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
+            raise Problem("invalid-request", f"the first line must be the export header (format {EXPORT_FORMAT!r})")
+        tag = header.get("encoder_tag")
+        if tag != self.pipeline.tag:
+            raise EncoderMismatchError(f"the export holds embeddings of encoder {tag!r}; this server encodes with "
+                                       f"{self.pipeline.tag!r}, so they cannot be compared")
+        by_name: dict[str, list[list[float]]] = {}
+        for i, row in enumerate(rows, start=2):
+            if not isinstance(row, dict) or not isinstance(row.get("name"), str) or not row["name"].strip() \
+                    or not isinstance(row.get("embedding"), list) or len(row["embedding"]) != self.pipeline.dim:
+                raise Problem("invalid-request", f"line {i}: expected {{\"name\": str, \"embedding\": "
+                              f"[{self.pipeline.dim} numbers]}}")
+            by_name.setdefault(row["name"], []).append(row["embedding"])
+        try:
+            arrays = {n: np.asarray(v, dtype=np.float32) for n, v in by_name.items()}
+        except (TypeError, ValueError):
+            raise Problem("invalid-request", "embeddings must be lists of numbers") from None
+        if any(not np.all(np.isfinite(a)) for a in arrays.values()):
+            raise Problem("invalid-request", "embeddings must be finite numbers")
+        added = 0
+        for name, emb in arrays.items():  # one transaction per subject
+            added += len(g.add_faces(name, emb, tag=tag))
+        return {"gallery": gallery_name, "subjects": len(arrays), "faces": added}
+
+
+def _thumb_key(name: str) -> str:
+    return f"thumbnail:{name}"
+
+
+def _thumbnail(rgb: np.ndarray, box: Sequence[float]) -> str:
+    """A THUMB_SIZE px square JPEG chip around the face box, base64."""
+    from PIL import Image
+
+    x1, y1, x2, y2 = (float(v) for v in box)
+    cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * 1.3
+    h, w = rgb.shape[:2]
+    l, t = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    r, b = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+    img = Image.fromarray(rgb[t:max(b, t + 1), l:max(r, l + 1)]).resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _encode_cursor(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        name = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        name = ""
+    if not name:
+        raise Problem("invalid-request", "cursor is not one this server returned")
+    return name
+
+
+__all__ = ["Service", "ServeConfig"]

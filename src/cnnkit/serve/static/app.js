@@ -1,0 +1,228 @@
+// cnnkit faces: the web page. Plain JS, no build step, no CDN. The key lives in sessionStorage
+// and is sent only as "Authorization: Bearer"; thumbnails are fetched with it and shown as blob URLs.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const state = { key: sessionStorage.getItem("cnnkit-key") || "", gallery: null, cursor: null, thumbs: false, urls: [] };
+
+function say(text, error = false) {
+  const div = document.createElement("div");
+  div.className = "msg" + (error ? " error" : "");
+  div.textContent = text;
+  $("status").appendChild(div);
+  setTimeout(() => div.remove(), error ? 8000 : 4000);
+}
+
+async function api(method, path, body) {
+  const headers = {};
+  if (state.key) headers["Authorization"] = "Bearer " + state.key;
+  if (body && !(body instanceof FormData)) { headers["Content-Type"] = "application/json"; body = JSON.stringify(body); }
+  const resp = await fetch(path, { method, headers, body });
+  const type = resp.headers.get("content-type") || "";
+  if (!resp.ok) {
+    let problem = { title: resp.statusText, detail: "", code: String(resp.status) };
+    if (type.includes("json")) problem = await resp.json();
+    const err = new Error(`${problem.title}: ${problem.detail} (${problem.code})`);
+    err.status = resp.status; err.problem = problem;
+    throw err;
+  }
+  if (resp.status === 204) return null;
+  if (type.includes("json")) return resp.json();
+  return resp.blob();
+}
+
+async function signIn(key) {
+  state.key = key.trim();
+  try {
+    await api("GET", "/v1/galleries");
+  } catch (e) {
+    state.key = "";
+    sessionStorage.removeItem("cnnkit-key");
+    say(e.message, true);
+    return;
+  }
+  sessionStorage.setItem("cnnkit-key", state.key);
+  $("signin-panel").hidden = true;
+  $("main").hidden = false;
+  $("signout").hidden = false;
+  $("who").textContent = state.key ? "signed in with key " + state.key.split("_")[1] : "no keys on this server (local only)";
+  await loadGalleries();
+}
+
+async function loadGalleries(select) {
+  const { galleries } = await api("GET", "/v1/galleries");
+  const sel = $("gallery");
+  sel.innerHTML = "";
+  for (const g of galleries) sel.add(new Option(g, g));
+  if (select) sel.value = select;
+  state.gallery = sel.value || null;
+  await showGallery();
+}
+
+async function showGallery() {
+  state.gallery = $("gallery").value || null;
+  $("people").innerHTML = "";
+  $("result").hidden = true;
+  if (!state.gallery) { $("decision").textContent = "No gallery yet: create one."; return; }
+  const g = await api("GET", `/v1/galleries/${state.gallery}`);
+  state.thumbs = g.thumbnails;
+  const info = await api("GET", `/v1/info?gallery=${encodeURIComponent(state.gallery)}`);
+  const source = { calibrated: "calibrated for this gallery (cnnkit face calibrate)",
+                   gallery: "estimated from this gallery's own people (stricter as it grows)",
+                   default: "the encoder's default", explicit: "set explicitly" }[info.threshold_source] || info.threshold_source;
+  $("decision").textContent = `Same person when distance ≤ ${info.threshold.toFixed(3)} — ${source}; ` +
+    `method: ${info.method}; encoder ${info.encoder_tag}. No liveness check.`;
+  $("decision").dataset.threshold = info.threshold;
+  $("decision").dataset.source = info.threshold_source;
+  state.cursor = null;
+  await loadPeople(true);
+}
+
+async function loadPeople(reset) {
+  if (reset) { state.urls.forEach(URL.revokeObjectURL); state.urls = []; $("people").innerHTML = ""; }
+  let path = `/v1/galleries/${state.gallery}/subjects?limit=50`;
+  if (state.cursor) path += `&cursor=${encodeURIComponent(state.cursor)}`;
+  const page = await api("GET", path);
+  for (const s of page.subjects) $("people").appendChild(personItem(s));
+  state.cursor = page.next_cursor;
+  $("more").hidden = !state.cursor;
+  $("people-count").textContent = `(${$("people").children.length}${state.cursor ? "+" : ""})`;
+}
+
+function personItem(s) {
+  const li = document.createElement("li");
+  li.dataset.name = s.name;
+  const pic = document.createElement("div");
+  pic.className = "nothumb";
+  pic.textContent = "no thumbnail";
+  li.appendChild(pic);
+  if (state.thumbs) {
+    api("GET", `/v1/galleries/${state.gallery}/subjects/${encodeURIComponent(s.name)}/thumbnail`).then((blob) => {
+      const img = document.createElement("img");
+      img.alt = s.name;
+      img.src = URL.createObjectURL(blob);
+      state.urls.push(img.src);
+      pic.replaceWith(img);
+    }).catch(() => {});
+  }
+  const name = document.createElement("div");
+  name.className = "name";
+  name.textContent = s.name;
+  const count = document.createElement("div");
+  count.textContent = `${s.faces} photo${s.faces === 1 ? "" : "s"}`;
+  const del = document.createElement("button");
+  del.className = "danger";
+  del.textContent = "Delete";
+  del.onclick = async () => {
+    if (!confirm(`Delete ${s.name} and every stored embedding and thumbnail of theirs?`)) return;
+    try {
+      await api("DELETE", `/v1/galleries/${state.gallery}/subjects/${encodeURIComponent(s.name)}`);
+      li.remove();
+      say(`${s.name} deleted`);
+      await showGallery();
+    } catch (e) { say(e.message, true); }
+  };
+  li.append(name, count, del);
+  return li;
+}
+
+async function enrol(blob, filename) {
+  const name = $("enrol-name").value.trim();
+  if (!name) { say("type the person's name first", true); return; }
+  const form = new FormData();
+  form.append("image", blob, filename);
+  form.append("face", $("enrol-largest").checked ? "largest" : "single");
+  try {
+    const r = await api("POST", `/v1/galleries/${state.gallery}/subjects/${encodeURIComponent(name)}/faces`, form);
+    say(r.enrolled ? `${name} enrolled` : `${name}: ${r.detail}`);
+    await showGallery();
+  } catch (e) { say(e.message, true); }
+}
+
+async function identify(blob, filename) {
+  const form = new FormData();
+  form.append("image", blob, filename);
+  let r;
+  try { r = await api("POST", `/v1/galleries/${state.gallery}/identify`, form); }
+  catch (e) { say(e.message, true); return; }
+  const img = $("photo");
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(blob);
+  await img.decode().catch(() => {});
+  const stage = $("stage");
+  stage.querySelectorAll(".box").forEach((b) => b.remove());
+  const list = $("faces");
+  list.innerHTML = "";
+  // A browser may not display every format the server reads (e.g. PGM): fall back to the server's size.
+  const w = img.naturalWidth || r.width, h = img.naturalHeight || r.height;
+  if (!img.naturalWidth) { img.style.width = "320px"; img.style.height = `${320 * r.height / r.width}px`; }
+  const scale = (img.clientWidth || 320) / (w || 1);
+  r.faces.forEach((f, i) => {
+    const [x1, y1, x2, y2] = f.box.map((v) => v * scale);
+    const box = document.createElement("div");
+    box.className = "box" + (f.name ? "" : " unknown");
+    Object.assign(box.style, { left: `${x1}px`, top: `${y1}px`, width: `${x2 - x1}px`, height: `${y2 - y1}px` });
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = f.name || "unknown";
+    box.appendChild(label);
+    stage.appendChild(box);
+    const li = document.createElement("li");
+    const best = f.candidates[0];
+    li.textContent = `face ${i + 1}: ${f.name || "unknown"}` +
+      (best ? ` (nearest ${best.name} at ${best.distance.toFixed(3)}, threshold ${r.threshold.toFixed(3)})` : "");
+    list.appendChild(li);
+  });
+  if (!r.faces.length) list.innerHTML = "<li>no face found</li>";
+  $("result").hidden = false;
+}
+
+let stream = null;
+async function startCamera() {
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (e) { say("no camera: " + e.message, true); return; }
+  $("camera").srcObject = stream;
+  $("camera").hidden = $("camera-enrol").hidden = $("camera-identify").hidden = false;
+}
+
+function capture() {
+  const video = $("camera");
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+}
+
+window.addEventListener("DOMContentLoaded", () => {
+  $("signin-form").onsubmit = (e) => { e.preventDefault(); signIn($("key").value); };
+  $("signout").onclick = () => { sessionStorage.removeItem("cnnkit-key"); location.reload(); };
+  $("gallery").onchange = () => showGallery().catch((e) => say(e.message, true));
+  $("more").onclick = () => loadPeople(false).catch((e) => say(e.message, true));
+  $("create-form").onsubmit = async (e) => {
+    e.preventDefault();
+    const name = $("new-gallery").value.trim();
+    try {
+      await api("POST", "/v1/galleries", { name, thumbnails: $("new-thumbs").checked });
+      say(`gallery ${name} created`);
+      $("new-gallery").value = "";
+      await loadGalleries(name);
+    } catch (err) { say(err.message, true); }
+  };
+  $("enrol-form").onsubmit = (e) => {
+    e.preventDefault();
+    const file = $("enrol-file").files[0];
+    if (!file) { say("choose a photo first", true); return; }
+    enrol(file, file.name);
+  };
+  $("identify-form").onsubmit = (e) => {
+    e.preventDefault();
+    const file = $("identify-file").files[0];
+    if (!file) { say("choose a photo first", true); return; }
+    identify(file, file.name);
+  };
+  $("camera-start").onclick = startCamera;
+  $("camera-enrol").onclick = async () => enrol(await capture(), "webcam.jpg");
+  $("camera-identify").onclick = async () => identify(await capture(), "webcam.jpg");
+  // A server without keys (loopback only) needs no sign-in; otherwise reuse this tab's key.
+  fetch("/v1/galleries").then((r) => { if (r.ok || state.key) signIn(state.key); });
+});
