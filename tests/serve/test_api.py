@@ -428,3 +428,27 @@ def test_full_queue_answers_429_with_retry_after(make_service, img) -> None:
 def test_form_strings_are_not_truthy(api, img) -> None:
     r = api.post("/v1/galleries", json={"name": "demo", "thumbnails": "false"})
     assert r.status_code == 201 and r.json()["thumbnails"] is False
+
+
+def test_the_threshold_follows_the_gallery(api, serve_pipeline) -> None:
+    """The gallery-estimated threshold is cached, but never past a change of the gallery."""
+    api.create()
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=128) / 11
+    close = lambda: base + rng.normal(0, 0.03, 128)  # noqa: E731 - people closer than the default threshold
+    _import(api, "demo", serve_pipeline.tag, [_export_line(f"p{i:02d}", close()) for i in range(12)])
+    first = api.get("/v1/info?gallery=demo").json()
+    assert first["threshold_source"] == "gallery" and first["threshold"] < DLIB_DEFAULT_THRESHOLD
+    assert api.get("/v1/info?gallery=demo").json()["threshold"] == first["threshold"]
+    _import(api, "demo", serve_pipeline.tag, [_export_line("p99", close())])
+    assert api.get("/v1/info?gallery=demo").json()["threshold"] != first["threshold"]
+    assert api.delete("/v1/galleries/demo/subjects/p99").status_code == 204
+    assert api.get("/v1/info?gallery=demo").json()["threshold"] == first["threshold"]
+
+
+def test_subject_names_that_are_not_names(api, img) -> None:
+    api.create()
+    for bad in ("%20%20", "a%0Ab"):
+        problem(api.enrol("demo", bad, img.orl("s1/1")), 422, "invalid-request")
+    assert api.enrol("demo", "Zoë Brown", img.orl("s1/1")).status_code == 201
+    assert [s["name"] for s in api.get("/v1/galleries/demo/subjects").json()["subjects"]] == ["Zoë Brown"]

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cnnkit import __version__
 from cnnkit.core.errors import CnnkitError
-from cnnkit.serve.galleries import NAME_RE, BadGalleryName, GalleryExists, GalleryNotFound
+from cnnkit.serve.galleries import NAME_RE
 from cnnkit.serve.keys import ApiKey
 from cnnkit.serve.problems import CODES, PROBLEM_JSON, Problem, problem_for
 from cnnkit.serve.service import Service
@@ -126,7 +126,7 @@ def multipart(request: Request) -> None:
 Caller = Annotated[ApiKey | None, Depends(caller)]
 Multipart = Depends(multipart)
 GalleryName = Annotated[str, Path(pattern=NAME_RE.pattern, description="gallery name")]
-SubjectName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f/]+$",
+SubjectName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f/]*[^\x00-\x1f/\s][^\x00-\x1f/]*$",
                                   description="subject (person) name")]
 FaceMode = Annotated[Literal["single", "largest"], Form(description="several faces: 422 (single) or take the main one")]
 
@@ -166,12 +166,6 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(CnnkitError)
     async def on_cnnkit(request: Request, exc: CnnkitError) -> JSONResponse:
-        if isinstance(exc, GalleryNotFound):
-            return _problem_response(Problem("gallery-not-found", str(exc)))
-        if isinstance(exc, GalleryExists):
-            return _problem_response(Problem("gallery-exists", str(exc)))
-        if isinstance(exc, BadGalleryName):
-            return _problem_response(Problem("invalid-request", str(exc)))
         p = problem_for(exc)
         if p.status >= 500:
             log.error("request %s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
@@ -315,10 +309,8 @@ def create_app(service: Service) -> FastAPI:
                 status, body = await service.infer(service.enrol, gallery, name, data, face, upload.filename)
                 results.append({"index": i, "status": status, **body})
             except (Problem, CnnkitError) as exc:
-                if isinstance(exc, GalleryNotFound):
-                    raise
                 p = problem_for(exc)
-                if p.code in ("rate-limited", "internal-error", "store-unavailable"):
+                if p.code in ("gallery-not-found", "rate-limited", "internal-error", "store-unavailable"):
                     raise p from None
                 results.append({"index": i, "status": p.status, "subject": name, "problem": p.body()})
         return {"gallery": gallery, "enrolled": sum(r["status"] == 201 for r in results),

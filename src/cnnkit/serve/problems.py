@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnkit.core import errors as E
+from cnnkit.serve.galleries import BadGalleryName, GalleryExists, GalleryNotFound
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://cnnkit.dev/problems/"
@@ -71,6 +72,9 @@ def _image_code(exc: E.InvalidImageError) -> str:
 
 #: cnnkit error type -> code (or a function of the error); the first isinstance match wins.
 ERRORS: tuple[tuple[type[BaseException], Any], ...] = (
+    (GalleryNotFound, "gallery-not-found"),
+    (GalleryExists, "gallery-exists"),
+    (BadGalleryName, "invalid-request"),
     (E.InvalidImageError, _image_code),
     (E.NoFaceFoundError, "no-face"),
     (E.MultipleFacesError, "multiple-faces"),
