@@ -36,8 +36,9 @@ __all__ = [
     "representatives",
 ]
 
-#: faces kept per face in the radius graph (the nearest ones): bounds memory at N * this many edges
-MAX_NEIGHBORS = 64
+#: later faces kept per face in the radius graph (the nearest ones): at most N * this many edges.
+#: On all of LFW, BCubed F was 0.9336 with every pair within the threshold, 0.9338 with 16, 0.9344 with 8.
+MAX_NEIGHBORS = 16
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def radius_graph(embeddings: Any, radius: float, *, max_neighbors: int | None = 
         g += sq[start:].astype(np.float32)[None, :]
         g += sq[start:stop].astype(np.float32)[:, None]
         # only later faces: mask the block's lower triangle and diagonal
-        g[np.tril_indices(step, 0, m=n - start)] = np.inf
+        g[:, :step][np.tri(step, dtype=bool)] = np.inf
         r, c = np.nonzero(g <= r2 + margin)
         if max_neighbors is not None and len(r):
             counts = np.bincount(r, minlength=step)

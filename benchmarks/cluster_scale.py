@@ -1,0 +1,204 @@
+"""How clustering scales: seconds and peak memory for N synthetic face embeddings.
+
+The embeddings imitate dlib's on LFW: 128-d, identities with a long-tailed number of photos (a third
+of them alone), distances between two photos of one person around 0.41 and between two people
+around 0.81. Each size runs in a fresh process, so "peak MB" is that process's maximum resident set
+(Python, numpy and the data included), "cpu_s" its CPU seconds (on a machine shared with other jobs,
+wall seconds say more about the load than about the code). Side by side, where they fit: dlib's Chinese whispers (all
+pairs, in C++) and scikit-learn's average linkage (needs the N x N matrix).
+
+``--pg`` adds the PostgreSQL path: the embeddings are copied into a table with an HNSW index
+(pgvector, through the ``pgserver`` wheel unless ``--pg-url`` is given), the neighbour graph is
+read from the index (k nearest per face, one LATERAL query per batch of faces), and the same
+average linkage runs on it.
+
+    .venv/bin/python benchmarks/cluster_scale.py [--sizes 10000,30000,100000] [--pg 100000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+DIM = 128
+
+
+def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 128) float32 embeddings and their identities."""
+    rng = np.random.default_rng(seed)
+    counts = []
+    while sum(counts) < n:  # LFW-like: many people with one photo, a few with hundreds
+        counts.append(1 if rng.random() < 0.7 else int(min(300, rng.zipf(1.8) + 1)))
+    labels = np.repeat(np.arange(len(counts)), counts)[:n]
+    s_noise = 0.41 / np.sqrt(2 * DIM)
+    s_centre = np.sqrt(0.81 ** 2 / (2 * DIM) - s_noise ** 2)
+    centres = rng.normal(0, s_centre, (len(counts), DIM))
+    x = centres[labels] + rng.normal(0, s_noise, (n, DIM))
+    return x.astype(np.float32), labels
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run_one(method: str, n: int) -> dict:
+    from cnnkit.eval.clustering import bcubed
+
+    x, truth = synthetic(n)
+    base = peak_mb()
+    t0, c0 = time.perf_counter(), cpu_s()
+    extra: dict = {}
+    if method == "cnnkit":
+        from cnnkit.faces.cluster import cluster_embeddings
+
+        res = cluster_embeddings(x, verification_threshold=0.6)
+        labels = res.labels
+        extra = {"threshold": round(res.threshold, 4), "capped": res.capped}
+    elif method == "dlib":
+        import dlib
+
+        labels = np.asarray(dlib.chinese_whispers_clustering([dlib.vector(v.tolist()) for v in x.astype(float)], 0.5))
+        extra = {"threshold": 0.5}
+    else:
+        from sklearn.cluster import AgglomerativeClustering
+
+        labels = AgglomerativeClustering(n_clusters=None, distance_threshold=0.5, linkage="average").fit_predict(x)
+        extra = {"threshold": 0.5}
+    seconds, cpu = time.perf_counter() - t0, cpu_s() - c0
+    b = bcubed(truth, labels)
+    return {"method": method, "n": n, "seconds": round(seconds, 1), "cpu_s": round(cpu, 1), "peak_mb": round(peak_mb(), 0),
+            "data_mb": round(base, 0), "f": round(b.f, 4), **extra}
+
+
+def run_pg(n: int, url: str | None, k: int, ef: int) -> dict:
+    import psycopg
+
+    from cnnkit.faces.cluster import NeighbourGraph, average_linkage, cluster_threshold
+
+    x, truth = synthetic(n)
+    server = None
+    if url is None:
+        import tempfile
+        import warnings
+
+        import pgserver
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(tempfile.mkdtemp(prefix="cnnkit-cluster-pg-"), cleanup_mode="delete")
+        url = server.get_uri()
+    out: dict = {"method": "cnnkit + pgvector HNSW", "n": n, "k": k, "ef_search": ef}
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute("DROP TABLE IF EXISTS cluster_bench")
+            conn.execute(f"CREATE TABLE cluster_bench (id integer PRIMARY KEY, v vector({DIM}))")
+            t0 = time.perf_counter()
+            with conn.cursor().copy("COPY cluster_bench (id, v) FROM STDIN") as copy:
+                for i, v in enumerate(x):
+                    copy.write_row((i, "[" + ",".join(f"{t:.6g}" for t in v) + "]"))
+            out["copy_s"] = round(time.perf_counter() - t0, 1)
+            t0 = time.perf_counter()
+            conn.execute("SET maintenance_work_mem = '1GB'")
+            conn.execute("CREATE INDEX ON cluster_bench USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction = 64)")
+            out["index_s"] = round(time.perf_counter() - t0, 1)
+            out["index_mb"] = round(conn.execute("SELECT pg_indexes_size('cluster_bench')").fetchone()[0] / 2**20, 0)
+            t_total = time.perf_counter()
+            tau, source, _ = cluster_threshold(x, 0.6)
+            conn.execute(f"SET hnsw.ef_search = {ef}")
+            rows, cols, d2 = [], [], []
+            t0 = time.perf_counter()
+            batch = 500
+            sql = (f"SELECT q.id, n.id, n.d FROM cluster_bench q CROSS JOIN LATERAL (SELECT c.id, c.v <-> q.v AS d "
+                   f"FROM cluster_bench c ORDER BY c.v <-> q.v LIMIT {k + 1}) n WHERE q.id >= %s AND q.id < %s")
+            for start in range(0, n, batch):
+                for qi, ni, d in conn.execute(sql, (start, start + batch)).fetchall():
+                    if qi < ni and d <= tau:
+                        rows.append(qi)
+                        cols.append(ni)
+                        d2.append(d * d)
+            out["knn_s"] = round(time.perf_counter() - t0, 1)
+            out["ms_per_query"] = round(1000 * (time.perf_counter() - t0) / n, 2)
+            r, c = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+            pairs = np.unique(np.stack([r, c], 1), axis=0) if len(r) else np.empty((0, 2), np.int64)
+            exact_d2 = ((x[pairs[:, 0]].astype(np.float64) - x[pairs[:, 1]]) ** 2).sum(1)
+            graph = NeighbourGraph(n, pairs[:, 0], pairs[:, 1], exact_d2)
+            labels = average_linkage(x, tau, graph=graph)
+            out["total_s"] = round(time.perf_counter() - t_total, 1)
+            from cnnkit.eval.clustering import bcubed
+
+            out.update({"threshold": round(tau, 4), "edges": int(len(pairs)), "f": round(bcubed(truth, labels).f, 4),
+                        "client_peak_mb": round(peak_mb(), 0)})
+            out["server_rss_mb"] = _server_rss_mb()
+            conn.execute("DROP TABLE cluster_bench")
+    finally:
+        if server is not None:
+            server.cleanup()
+    return out
+
+
+def _server_rss_mb() -> float | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    total = 0
+    for p in psutil.process_iter(["name", "memory_info"]):
+        if p.info["name"] and p.info["name"].startswith("postgres") and p.info["memory_info"]:
+            total += p.info["memory_info"].rss
+    return round(total / 2**20, 0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,30000,100000")
+    ap.add_argument("--peers-up-to", type=int, default=10000, help="run dlib / sklearn only up to this N (sklearn needs N x N doubles)")
+    ap.add_argument("--pg", type=int, default=0, help="also cluster this many through pgvector's HNSW graph")
+    ap.add_argument("--pg-url", default=None)
+    ap.add_argument("--k", type=int, default=32, help="neighbours per face read from the HNSW index")
+    ap.add_argument("--ef-search", type=int, default=64)
+    ap.add_argument("--one", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.one:
+        print(json.dumps(run_one(args.one[0], int(args.one[1]))))
+        return
+    rows = []
+    for n in [int(s) for s in args.sizes.split(",")]:
+        for method in ("cnnkit", "dlib", "sklearn"):
+            if method != "cnnkit" and n > args.peers_up_to:
+                continue
+            out = subprocess.run([sys.executable, __file__, "--one", method, str(n)], capture_output=True, text=True)
+            if out.returncode != 0:
+                rows.append({"method": method, "n": n, "error": out.stderr.strip().splitlines()[-1][:100]})
+            else:
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            if not args.json:
+                print(rows[-1], file=sys.stderr, flush=True)
+    if args.pg:
+        rows.append(run_pg(args.pg, args.pg_url, args.k, args.ef_search))
+    if args.json:
+        print(json.dumps({"benchmark": "cluster_scale", "results": rows}))
+        return
+    print(f"{'method':24s} {'N':>8s} {'seconds':>8s} {'peak MB':>8s} {'F':>7s}  notes")
+    for r in rows:
+        notes = {k: v for k, v in r.items() if k not in {"method", "n", "seconds", "peak_mb", "f"}}
+        print(f"{r['method']:24s} {r['n']:8d} {r.get('seconds', r.get('total_s', '')):>8} "
+              f"{r.get('peak_mb', r.get('client_peak_mb', '')):>8} {r.get('f', ''):>7}  {notes}")
+    print(f"(load average {os.getloadavg()[0]:.1f} on a 2-core machine shared with other jobs)")
+
+
+if __name__ == "__main__":
+    main()
