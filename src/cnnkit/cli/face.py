@@ -58,9 +58,10 @@ def _pipeline(encoder: str, detector: str, device: str):
 
 
 def _gallery(db: str | None, *, create: bool = True):
+    from cnnkit.distances.lowp import TorchScoreKernel
     from cnnkit.store import open_gallery
 
-    return open_gallery(db, create=create)
+    return open_gallery(db, create=create, kernel=TorchScoreKernel())
 
 
 @click.group()

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
+# The one statement that moves the generation on (migration 2's triggers run it): counter + 1 and a
+# fresh random tag, so two histories that diverge from a restored backup never share a generation.
+_BUMP = ("UPDATE meta SET value = (CAST(value AS INTEGER) + 1) || ':' || lower(hex(randomblob(8))) "
+         "WHERE key = 'generation'")
+
 # (version, SQL). Append only: never edit a migration that has shipped.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
@@ -38,6 +43,15 @@ MIGRATIONS: list[tuple[int, str]] = [
     );
     INSERT INTO meta(key, value) VALUES ('application', 'cnnkit-gallery');
     """),
+    # the generation that validates the memory-mapped search sidecar (store.sidecar): bumped in the
+    # transaction of every change to faces, by whoever makes it
+    (2, f"""
+    INSERT INTO meta(key, value) VALUES ('gallery_id', lower(hex(randomblob(16))));
+    INSERT INTO meta(key, value) VALUES ('generation', '0');
+    CREATE TRIGGER faces_generation_insert AFTER INSERT ON faces BEGIN {_BUMP}; END;
+    CREATE TRIGGER faces_generation_update AFTER UPDATE ON faces BEGIN {_BUMP}; END;
+    CREATE TRIGGER faces_generation_delete AFTER DELETE ON faces BEGIN {_BUMP}; END;
+    """),
 ]
 
 LATEST = MIGRATIONS[-1][0]
@@ -67,4 +81,12 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def _split(sql: str) -> list[str]:
-    return [s.strip() for s in sql.split(";") if s.strip()]
+    """Statements of a script; a trigger's body (``BEGIN ...; END``) stays in one statement."""
+    out, current = [], ""
+    for piece in sql.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                out.append(current.strip())
+            current = ""
+    return out

@@ -2,8 +2,9 @@
 
 WAL mode, foreign keys, ``secure_delete`` (removed encodings are overwritten, not just unlinked),
 a busy timeout so concurrent enrolments wait instead of failing, and every write inside one
-``BEGIN IMMEDIATE`` transaction. Search is exact: the encodings are held as one contiguous
-float32 matrix, rebuilt only when the database changed, and compared with one matrix product.
+``BEGIN IMMEDIATE`` transaction. Search is exact (``store.search``): the encodings are held as
+one contiguous float32 matrix, rebuilt only when the database changed, scanned first in the
+kernel's format and re-ranked exactly.
 """
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from cnnkit.core.errors import StoreError, UnknownNameError
-from cnnkit.store.base import FaceSource, Match, Person, check_faces, check_tag, exact_search
+from cnnkit.store.base import FaceSource, Match, Person, check_faces, check_tag
 from cnnkit.store.codec import decode_matrix, encode_vector
+from cnnkit.store import sidecar
 from cnnkit.store.migrations import LATEST, migrate
+from cnnkit.store.search import ScoreKernel, SearchIndex, search
 
 
 def _now() -> str:
@@ -36,12 +39,16 @@ class SQLiteGallery:
         create: create the file when it does not exist (otherwise :class:`StoreError`).
         synchronous: ``"NORMAL"`` (default; durable across application crashes) or ``"FULL"``
             (also across power loss).
+        kernel: the search's first pass (``store.search.ScoreKernel``); default float32 numpy.
+            ``cnnkit.distances.lowp.TorchScoreKernel`` scans float16 / bfloat16 copies instead.
     """
 
     def __init__(self, path: str | os.PathLike[str] | sqlite3.Connection = ":memory:", *,
-                 create: bool = True, synchronous: str = "NORMAL", timeout: float = 60.0) -> None:
+                 create: bool = True, synchronous: str = "NORMAL", timeout: float = 60.0,
+                 kernel: ScoreKernel | None = None) -> None:
         self._lock = threading.RLock()
-        self._cache: tuple[int, np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None
+        self._cache: tuple[int, SearchIndex] | None = None
+        self.kernel = kernel
         self._writes = 0
         if isinstance(path, sqlite3.Connection):
             self.path, self.conn = "<connection>", path
@@ -167,7 +174,8 @@ class SQLiteGallery:
         """Delete a person and every encoding of theirs; returns how many encodings were removed.
 
         With ``secure_delete`` the freed pages are zeroed, and the WAL is checkpointed and truncated
-        so no copy of the removed vectors stays in the files."""
+        so no copy of the removed vectors stays in the files; the search sidecar is deleted before
+        the commit and rewritten by the next search."""
         with self.atomic() as c:
             row = c.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -176,6 +184,11 @@ class SQLiteGallery:
             c.execute("DELETE FROM people WHERE id = ?", (row[0],))
             if c.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 0:
                 c.execute("DELETE FROM meta WHERE key IN ('encoder_tag', 'dim')")
+            if self.path not in (":memory:", "<connection>"):
+                # before the commit: no file keeps the removed vectors, even after a crash
+                with self._lock:
+                    self._cache = None
+                    sidecar.discard(sidecar.sidecar_path(self.path))
         if self.path != ":memory:":
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(n)
@@ -211,27 +224,44 @@ class SQLiteGallery:
         # data_version changes when another connection commits; _writes when this one does
         return self.conn.execute("PRAGMA data_version").fetchone()[0] * 1_000_003 + self._writes
 
-    def _matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    def _index(self) -> SearchIndex:
         with self._lock:
             version = self._version()
             if self._cache is None or self._cache[0] != version:
-                rows = self.conn.execute(
-                    "SELECT person_id, vector FROM faces ORDER BY person_id, id"
-                ).fetchall()
-                dim = self.dim or 0
-                matrix = decode_matrix([r[1] for r in rows], dim)
-                pids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                uniq, owners = np.unique(pids, return_inverse=True)
-                names_by_pid = dict(self.conn.execute("SELECT id, name FROM people").fetchall())
-                names = [names_by_pid[int(p)] for p in uniq]
-                sq = (matrix * matrix).sum(1)
-                self._cache = (version, matrix, sq, owners.astype(np.int64), names)
-            return self._cache[1], self._cache[2], self._cache[3], self._cache[4]
+                self._cache = None  # drop the old maps before a rebuild replaces the file
+                self._cache = (version, self._load_index())
+            return self._cache[1]
+
+    def _load_index(self) -> SearchIndex:
+        """The sidecar beside a gallery file (rebuilt when missing or stale), else built in memory."""
+        dim = self.dim or 0
+        if self.path in (":memory:", "<connection>") or dim == 0:
+            return sidecar.in_memory(self.conn, dim)
+        path = sidecar.sidecar_path(self.path)
+        for _ in range(3):  # another writer may commit between our build and our load
+            index = sidecar.load(path, *sidecar.generation(self.conn))
+            if index is not None:
+                return index
+            try:
+                sidecar.build(self.conn, path, dim)
+            except OSError:  # a read-only folder: search from memory
+                break
+        return sidecar.in_memory(self.conn, dim)
+
+    def _names(self, person_ids: Sequence[int]) -> dict[int, str]:
+        wanted = sorted(set(int(p) for p in person_ids))
+        out: dict[int, str] = {}
+        for i in range(0, len(wanted), 900):  # below SQLite's bound-parameter limit
+            chunk = wanted[i:i + 900]
+            marks = ",".join("?" * len(chunk))
+            out.update(self.conn.execute(f"SELECT id, name FROM people WHERE id IN ({marks})", chunk).fetchall())
+        return out
 
     def embeddings(self) -> tuple[np.ndarray, list[str]]:
         """Every stored encoding (N, D) float32 and its person's name."""
-        matrix, _, owners, names = self._matrix()
-        return matrix, [names[i] for i in owners]
+        index = self._index()
+        names = dict(self.conn.execute("SELECT id, name FROM people").fetchall())
+        return np.asarray(index.matrix), [names[int(p)] for p in index.person_ids[index.owners]]
 
     def faces_of(self, name: str) -> tuple[np.ndarray, list[FaceSource]]:
         """One person's embeddings (N, D) float32 and where each came from, in enrolment order;
@@ -243,16 +273,17 @@ class SQLiteGallery:
         return matrix, [FaceSource(fn, sha, None if box is None else tuple(json.loads(box))) for _, fn, sha, box in rows]
 
     def search(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
-        """The ``k`` nearest people of each query (M, D), by their closest encoding, nearest first."""
+        """The ``k`` nearest people of each query (M, D), by their closest encoding, nearest first;
+        exactly brute force's answer (``store.search``), ties broken by person id."""
         q = np.asarray(queries, dtype=np.float32)
         if q.ndim == 1:
             q = q[None, :]
-        matrix, sq, owners, names = self._matrix()
-        if len(matrix) == 0:
+        index = self._index()
+        if len(index) == 0:
             return [[] for _ in range(len(q))]
-        if q.ndim != 2 or q.shape[1] != matrix.shape[1]:
-            raise StoreError(f"queries must have shape (M, {matrix.shape[1]}), got {q.shape}")
-        return exact_search(q, matrix, sq, owners, names, k)
+        found = search(index, q, k, self.kernel)
+        names = self._names([index.person_ids[o] for row in found for o, _ in row])
+        return [[Match(names[int(index.person_ids[o])], d) for o, d in row] for row in found]
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
@@ -263,6 +294,7 @@ class SQLiteGallery:
             self._cache = None
 
     def close(self) -> None:
+        self._cache = None
         self.conn.close()
 
     def __enter__(self) -> "SQLiteGallery":

@@ -1,0 +1,316 @@
+"""Exact k-nearest-people search with a low-precision first pass.
+
+The gallery matrix X (N, D) float32 is kept beside low-precision copies X̂ (float16, or bfloat16
+held as its 16 raw bits). A first pass scores every row against the queries on a copy, which reads
+half the bytes and runs on the CPU's bfloat16 / float16 units; a bound on its error says which rows
+can still be among the k nearest people, and only those are re-ranked exactly. The answer is the one
+a brute-force float64 scan gives, ties included.
+
+**Exact answer (the reference).** Per row, ``d_i = sqrt(sum_j (x_ij - q_j)^2)`` in float64 on the
+float32 values; a person's distance is the minimum over their rows; people are ranked by
+``(distance, person ordinal)`` (ordinal = rank of the person id), the first k are the answer.
+
+**The bound.** Let q̂, x̂ be the copies of q, x in the first pass's format, ``e_i = ||x_i - x̂_i||``
+(stored per row, computed in float64, rounded up) and ``ε = ||q - q̂||``. The kernel returns
+``s_i = fl(q̂ · x̂_i)``. Products of two float16 (or bfloat16) numbers are exact in float32, and the
+kernel accumulates in float32 then rounds its output to its format, so with ``u_acc = D 2^-24 /
+(1 - D 2^-24)`` (any summation order) and ``u_out`` the output format's unit roundoff,
+``|s_i - q̂·x̂_i| <= (u_acc + u_out + u_acc u_out) sum_j |q̂_j x̂_ij| <= ρ ||q̂|| ||x̂_i||`` by
+Cauchy-Schwarz, ρ = ``kernel.roundoff(fmt)``. And
+
+    q·x_i - q̂·x̂_i = q·(x_i - x̂_i) + (q - q̂)·x̂_i,  so  |q·x_i - q̂·x̂_i| <= ||q|| e_i + ε ||x̂_i||.
+
+Hence ``|q·x_i - s_i| <= δ_i := ||q|| e_i + (ε + ρ ||q̂||) ||x̂_i||``. With ``h_i = ||x_i||² / 2``
+and ``w_i = s_i - h_i``, ``d_i² = ||q||² + 2 h_i - 2 q·x_i`` lies in ``[L_i, U_i] = ||q||² - 2 w_i
+∓ 2 δ_i``. Within a block of rows δ_i is replaced by its maximum (block maxima of e and ||x̂||),
+and ``τ (||q̂|| max ||x̂|| + max h)`` is added, τ = 2^-20, which dominates the float32 roundings of
+converting s and forming w (each at most 2^-24 of that quantity).
+
+**Why the pruning is exact.** Let U_p be the minimum of U_i over person p's rows and T the k-th
+smallest U_p over the people scored so far; since k people have a true distance² at most T, the
+k-th smallest true person distance² d*_k² is at most T, and T only decreases as blocks are added.
+A row is kept when ``L_i <= T`` (at the time of its block, and again with the final T). A person
+whose true distance² is at most d*_k² has a best row with ``L <= d² <= d*_k² <= T``: it is kept and
+re-ranked exactly, so every person that the reference ranks up to and including the k-th,
+ties at the k-th distance included, appears with their exact distance. A person whose best row
+was dropped has true distance² above T >= d*_k², and the exact distances of their kept rows are at
+least that, so they rank after the k-th. Sorting the kept people by (exact distance, ordinal) thus
+gives the reference's first k. Two squared distances whose float64 square roots are equal differ
+by less than 2^-50 relative; T is widened by 2^-30 relative so such a near-tie is kept too.
+
+Batches of queries use one matrix product per block (``kernel.scores``). Blocks start at person
+boundaries, so a person is never split between two blocks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from cnnkit.core.errors import StoreError
+from cnnkit.core.precision import FLOAT16_SAFE, UNDERFLOW, UNIT_ROUNDOFF, product_roundoff
+
+#: relative slack covering the float32 arithmetic of the selection (see the module docstring)
+SELECTION_SLACK = 2.0 ** -20
+#: rows per first-pass block: the (queries, block) score block stays in cache-friendly sizes
+BLOCK_ROWS = 65536
+#: first blocks are smaller, so that a threshold is known before the big blocks are scanned
+FIRST_BLOCKS = (2048, 8192, 32768)
+
+
+def quantise(x: np.ndarray, fmt: str) -> np.ndarray:
+    """(N, D) float32 -> the format's array: float32 itself, float16, or bfloat16 as uint16 bits
+    (round to nearest, ties to even)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if fmt == "float32":
+        return x
+    if fmt == "float16":
+        with np.errstate(over="raise"):
+            try:
+                return x.astype(np.float16)
+            except FloatingPointError as exc:
+                raise StoreError("a vector has a value beyond float16's range (65504)") from exc
+    if fmt == "bfloat16":
+        bits = x.view(np.uint32)
+        rounded = bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
+        return (rounded >> np.uint32(16)).astype(np.uint16)
+    raise StoreError(f"unknown format {fmt!r}; known: {sorted(UNIT_ROUNDOFF)}")
+
+
+def dequantise(a: np.ndarray, fmt: str) -> np.ndarray:
+    """The format's array -> the float32 values it holds (exactly)."""
+    if fmt == "bfloat16":
+        return (a.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    return np.asarray(a, dtype=np.float32)
+
+
+def quantisation_error(x: np.ndarray, copy: np.ndarray, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: ``||x - x̂||`` and ``||x̂||``, float64, rounded up by 2^-40 relative (float64 norms of
+    D terms err by far less), so both are upper bounds."""
+    xh = dequantise(copy, fmt).astype(np.float64)
+    err = np.sqrt(((x.astype(np.float64) - xh) ** 2).sum(1))
+    norm = np.sqrt((xh * xh).sum(1))
+    up = 1.0 + 2.0 ** -40
+    return err * up, norm * up
+
+
+class ScoreKernel(Protocol):
+    """The first pass: scores of queries against a block of rows in a low-precision format."""
+
+    def format_for(self, batch: int) -> str:
+        """The format to scan in for a batch of this many queries (a key of ``UNIT_ROUNDOFF``)."""
+
+    def roundoff(self, fmt: str, dim: int) -> float:
+        """ρ: ``|scores - q̂·x̂| <= ρ ||q̂|| ||x̂||`` for every entry (see the module docstring)."""
+
+    def scores(self, queries: np.ndarray, rows: np.ndarray, fmt: str) -> np.ndarray:
+        """(M, D) and (B, D) in ``fmt`` -> (M, B) float32 inner products."""
+
+
+class NumpyKernel:
+    """The default first pass: float32 BLAS on the float32 matrix itself (then only float32
+    rounding is bounded, and the re-rank touches a handful of rows)."""
+
+    def format_for(self, batch: int) -> str:
+        return "float32"
+
+    def roundoff(self, fmt: str, dim: int) -> float:
+        return product_roundoff(fmt, dim)
+
+    def scores(self, queries: np.ndarray, rows: np.ndarray, fmt: str) -> np.ndarray:
+        return queries @ rows.T
+
+
+@dataclass
+class SearchIndex:
+    """What a search reads: the float32 matrix, per-row facts and the low-precision copies.
+
+    Args:
+        matrix: (N, D) float32, rows grouped by person (``owners`` ascending).
+        owners: (N,) int64 person ordinal of each row.
+        person_ids: (P,) int64 the gallery's id of each ordinal, ascending.
+        half_sq: (N,) float64 ``||x||² / 2``.
+        copies: format -> (copy (N, D), err (N,), norm (N,)); missing formats are built on demand.
+    """
+
+    matrix: np.ndarray
+    owners: np.ndarray
+    person_ids: np.ndarray
+    half_sq: np.ndarray
+    copies: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _stats: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, matrix: np.ndarray, person_of_row: np.ndarray) -> "SearchIndex":
+        """From (N, D) float32 rows and their person ids (rows must be grouped by person)."""
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        pid = np.asarray(person_of_row, dtype=np.int64)
+        if len(pid) and np.any(pid[1:] < pid[:-1]):
+            raise StoreError("rows must be sorted by person id")
+        person_ids, owners = np.unique(pid, return_inverse=True)
+        m64 = matrix.astype(np.float64)
+        return cls(matrix, owners.astype(np.int64), person_ids, 0.5 * (m64 * m64).sum(1))
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+    def copy(self, fmt: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if fmt == "float32":
+            if "float32" not in self.copies:
+                z = np.zeros(len(self.matrix))
+                self.copies["float32"] = (self.matrix, z, np.sqrt(2.0 * self.half_sq) * (1.0 + 2.0 ** -40))
+            return self.copies["float32"]
+        if fmt not in self.copies:
+            c = quantise(self.matrix, fmt)
+            self.copies[fmt] = (c, *quantisation_error(self.matrix, c, fmt))
+        return self.copies[fmt]
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """Row ranges of the first pass, each starting at a person boundary."""
+        if "blocks" not in self._stats:
+            self._stats["blocks"] = self._blocks()
+        return self._stats["blocks"]
+
+    def block_stats(self, fmt: str) -> list[tuple[float, float, float, float]]:
+        """Per block: max ``||x - x̂||``, max ``||x̂||``, min and max of ``||x||² / 2``."""
+        key = "stats:" + fmt
+        if key not in self._stats:
+            _, err, norm = self.copy(fmt)
+            self._stats[key] = [(float(err[s:e].max()), float(norm[s:e].max()), float(self.half_sq[s:e].min()),
+                                 float(self.half_sq[s:e].max())) for s, e in self.blocks()]
+        return self._stats[key]
+
+    @property
+    def max_norm(self) -> float:
+        if "max_norm" not in self._stats:
+            self._stats["max_norm"] = float(np.sqrt(2.0 * self.half_sq.max())) if len(self) else 0.0
+        return self._stats["max_norm"]
+
+    def _blocks(self) -> list[tuple[int, int]]:
+        n, out, start = len(self.matrix), [], 0
+        sizes = list(FIRST_BLOCKS)
+        while start < n:
+            want = sizes.pop(0) if sizes else BLOCK_ROWS
+            end = min(n, start + want)
+            while end < n and self.owners[end] == self.owners[end - 1]:
+                end += 1
+            out.append((start, end))
+            start = end
+        return out
+
+
+def exact_row_distances(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The reference distance: float64 ``sqrt(sum((x - q)^2))`` of (M, D) queries to their (M, D) rows."""
+    diff = rows.astype(np.float64) - queries.astype(np.float64)
+    return np.sqrt((diff * diff).sum(-1))
+
+
+def _kth_distinct(q_idx: np.ndarray, owner: np.ndarray, upper: np.ndarray, m: int, k: int) -> np.ndarray:
+    """Per query, the k-th smallest per-person minimum of ``upper`` (inf with fewer than k people)."""
+    out = np.full(m, np.inf)
+    if len(q_idx) == 0:
+        return out
+    order = np.lexsort((upper, owner, q_idx))
+    qs, os_, us = q_idx[order], owner[order], upper[order]
+    first = np.r_[True, (qs[1:] != qs[:-1]) | (os_[1:] != os_[:-1])]
+    qs, us = qs[first], us[first]
+    order = np.lexsort((us, qs))
+    qs, us = qs[order], us[order]
+    starts = np.flatnonzero(np.r_[True, qs[1:] != qs[:-1]])
+    rank = np.arange(len(qs)) - np.repeat(starts, np.diff(np.r_[starts, len(qs)]))
+    hit = rank == k - 1
+    out[qs[hit]] = us[hit]
+    return out
+
+
+def search(index: SearchIndex, queries: np.ndarray, k: int,
+           kernel: ScoreKernel | None = None) -> list[list[tuple[int, float]]]:
+    """The k nearest people of each query, exactly as brute force ranks them.
+
+    Args:
+        index: the gallery's :class:`SearchIndex`.
+        queries: (M, D) float32.
+        k: people per query.
+        kernel: the first pass; default :class:`NumpyKernel` (float32).
+
+    Returns:
+        per query, up to k ``(person ordinal, distance)`` pairs, nearest first.
+    """
+    kernel = kernel if kernel is not None else NumpyKernel()
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    m = len(q)
+    n = len(index)
+    if n == 0 or m == 0 or k <= 0:
+        return [[] for _ in range(m)]
+    if q.ndim != 2 or q.shape[1] != index.matrix.shape[1]:
+        raise StoreError(f"queries must have shape (M, {index.matrix.shape[1]}), got {q.shape}")
+    dim = q.shape[1]
+    fmt = kernel.format_for(m)
+    q_max = float(np.sqrt((q.astype(np.float64) ** 2).sum(1)).max())
+    x_max = index.max_norm
+    if fmt == "float16" and max(q_max, x_max, q_max * x_max) >= FLOAT16_SAFE:
+        fmt = "float32"  # products or values could overflow float16
+    rows_q, err, norm = index.copy(fmt)
+    qq = quantise(q, fmt)
+    q64 = q.astype(np.float64)
+    qh = dequantise(qq, fmt).astype(np.float64)
+    q_norm = np.sqrt((q64 * q64).sum(1)) * (1.0 + 2.0 ** -40)
+    q_sq = (q64 * q64).sum(1)
+    eps = np.sqrt(((q64 - qh) ** 2).sum(1)) * (1.0 + 2.0 ** -40)
+    qh_norm = np.sqrt((qh * qh).sum(1)) * (1.0 + 2.0 ** -40)
+    rho = kernel.roundoff(fmt, dim)
+
+    thr = np.full(m, np.inf)  # T per query (squared distance)
+    cand_q, cand_r = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cand_lo, cand_hi = np.zeros(0), np.zeros(0)
+    for (s, e), (e_max, n_max, h_min, h_max) in zip(index.blocks(), index.block_stats(fmt)):
+        h_blk = index.half_sq[s:e]
+        delta = (q_norm * e_max + (eps + rho * qh_norm) * n_max
+                 + SELECTION_SLACK * (qh_norm * n_max + h_max) + 2.0 ** -48 * q_sq + UNDERFLOW[fmt])
+        scores = kernel.scores(qq, rows_q[s:e], fmt)
+        open_ = np.flatnonzero(~np.isfinite(thr))
+        if len(open_):
+            # no threshold yet: the best rows of this block give one (any k people bound d*_k)
+            top = min(e - s, 4 * k)
+            ri = np.argpartition(-scores[open_], top - 1, axis=1)[:, :top] if top < e - s else \
+                np.broadcast_to(np.arange(e - s), (len(open_), e - s))
+            qi = np.repeat(open_, ri.shape[1])
+            ri = ri.reshape(-1)
+            hi = q_sq[qi] - 2.0 * (scores[qi, ri].astype(np.float64) - h_blk[ri]) + 2.0 * delta[qi]
+            thr = np.minimum(thr, _kth_distinct(qi, index.owners[ri + s], hi, m, k))
+        # kept when L = |q|² - 2(s - h) - 2δ <= T, i.e. s - h >= (|q|² - T)/2 - δ =: cut. Since
+        # h >= h_min, s >= cut + h_min keeps a superset (the same set when all norms are equal);
+        # the cut is rounded down to float32 so that the comparison keeps at least that set.
+        cut = (q_sq - _widen(thr)) / 2.0 - delta + h_min
+        cut32 = np.nextafter(cut.astype(np.float32), np.float32(-np.inf))
+        cut32[~np.isfinite(thr)] = -np.inf  # still no threshold (fewer than k people so far)
+        qi, ri = np.nonzero(scores >= cut32[:, None])
+        base = q_sq[qi] - 2.0 * (scores[qi, ri].astype(np.float64) - h_blk[ri])
+        cand_q = np.concatenate([cand_q, qi])
+        cand_r = np.concatenate([cand_r, ri + s])
+        cand_lo = np.concatenate([cand_lo, base - 2.0 * delta[qi]])
+        cand_hi = np.concatenate([cand_hi, base + 2.0 * delta[qi]])
+        thr = np.minimum(thr, _kth_distinct(cand_q, index.owners[cand_r], cand_hi, m, k))
+        keep = cand_lo <= _widen(thr)[cand_q]
+        cand_q, cand_r, cand_lo, cand_hi = cand_q[keep], cand_r[keep], cand_lo[keep], cand_hi[keep]
+
+    dist = exact_row_distances(q[cand_q], index.matrix[cand_r])
+    owner = index.owners[cand_r]
+    # per (query, person): the minimum exact distance; then rank by (distance, ordinal)
+    order = np.lexsort((dist, owner, cand_q))
+    qs, os_, ds = cand_q[order], owner[order], dist[order]
+    first = np.r_[True, (qs[1:] != qs[:-1]) | (os_[1:] != os_[:-1])] if len(qs) else np.zeros(0, bool)
+    qs, os_, ds = qs[first], os_[first], ds[first]
+    order = np.lexsort((os_, ds, qs))
+    qs, os_, ds = qs[order], os_[order], ds[order]
+    out: list[list[tuple[int, float]]] = [[] for _ in range(m)]
+    for qi_, o, d in zip(qs.tolist(), os_.tolist(), ds.tolist()):
+        if len(out[qi_]) < k:
+            out[qi_].append((o, d))
+    return out
+
+
+def _widen(thr: np.ndarray) -> np.ndarray:
+    """T widened by 2^-30 of its size: keeps near-ties whose float64 square roots are equal."""
+    return thr + np.abs(thr) * 2.0 ** -30
