@@ -23,20 +23,26 @@ Cauchy-Schwarz, ρ = ``kernel.roundoff(fmt)``. And
 Hence ``|q·x_i - s_i| <= δ_i := ||q|| e_i + (ε + ρ ||q̂||) ||x̂_i||``. With ``h_i = ||x_i||² / 2``
 and ``w_i = s_i - h_i``, ``d_i² = ||q||² + 2 h_i - 2 q·x_i`` lies in ``[L_i, U_i] = ||q||² - 2 w_i
 ∓ 2 δ_i``. Within a block of rows δ_i is replaced by its maximum (block maxima of e and ||x̂||),
-and ``τ (||q̂|| max ||x̂|| + max h)`` is added, τ = 2^-20, which dominates the float32 roundings of
-converting s and forming w (each at most 2^-24 of that quantity).
+and three small terms are added: ``τ (||q̂|| max ||x̂|| + max h)``, τ = 2^-20, which dominates the
+float32 roundings of converting s and subtracting h (each at most 2^-24 of that quantity);
+``2^-48 ||q||²`` for the float64 arithmetic of L and U; and half the format's smallest subnormal,
+the absolute error of an output that underflows. The row test ``w_i >= (||q||² - T)/2 - δ``
+(equivalent to ``L_i <= T``) is first made with ``h_min`` of the block in place of ``h_i`` and the
+cut rounded down to float32, which keeps a superset, then refined in float64. float16 is used only
+while ``||q||``, ``max ||x||`` and their product stay below 2^15 (no overflow).
 
 **Why the pruning is exact.** Let U_p be the minimum of U_i over person p's rows and T the k-th
-smallest U_p over the people scored so far; since k people have a true distance² at most T, the
-k-th smallest true person distance² d*_k² is at most T, and T only decreases as blocks are added.
-A row is kept when ``L_i <= T`` (at the time of its block, and again with the final T). A person
-whose true distance² is at most d*_k² has a best row with ``L <= d² <= d*_k² <= T``: it is kept and
-re-ranked exactly, so every person that the reference ranks up to and including the k-th,
-ties at the k-th distance included, appears with their exact distance. A person whose best row
-was dropped has true distance² above T >= d*_k², and the exact distances of their kept rows are at
-least that, so they rank after the k-th. Sorting the kept people by (exact distance, ordinal) thus
-gives the reference's first k. Two squared distances whose float64 square roots are equal differ
-by less than 2^-50 relative; T is widened by 2^-30 relative so such a near-tie is kept too.
+smallest U_p over the rows seen so far (infinite while fewer than k people are known; the first
+blocks are small, and their best rows by score give a T at once). k people have a true distance²
+of at most T, so the k-th smallest true person distance² d*_k² is at most T at every step, and T
+only decreases. A row is kept when ``L_i <= T'`` at its block and again with the final T, where T'
+is T widened by 2^-30 relative. A person whose true distance² is at most d*_k² (1 + 2^-30) has a
+best row with ``L <= d² <= T'``: it is kept and re-ranked exactly. The float64 distances the
+reference ranks by differ from the true ones by less than D 2^-52 relative, far inside the 2^-30,
+so every person the reference ranks up to and including the k-th, ties at the k-th distance
+included, is kept with the reference's own distance. A person whose best row was dropped has a
+distance above the reference's k-th, and so have their kept rows: they rank after it. Sorting the
+kept people by (distance, ordinal) therefore gives the reference's first k.
 
 Batches of queries use one matrix product per block (``kernel.scores``). Blocks start at person
 boundaries, so a person is never split between two blocks.
