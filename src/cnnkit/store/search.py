@@ -60,7 +60,7 @@ from cnnkit.core.precision import FLOAT16_SAFE, UNDERFLOW, UNIT_ROUNDOFF, produc
 #: relative slack covering the float32 arithmetic of the selection (see the module docstring)
 SELECTION_SLACK = 2.0 ** -20
 #: rows per first-pass block: the (queries, block) score block stays in cache-friendly sizes
-BLOCK_ROWS = 65536
+BLOCK_ROWS = 32768
 #: first blocks are smaller, so that a threshold is known before the big blocks are scanned
 FIRST_BLOCKS = (2048, 8192, 32768)
 

@@ -32,8 +32,9 @@ MAGIC = "cnnkit-gallery-vectors"
 FORMAT_VERSION = 1
 _ALIGN = 4096
 _HEADER_BYTES = 4096
-#: rows read from the database and written to the sidecar per step (bounds the build's memory)
-CHUNK_ROWS = 65536
+#: rows read from the database and written to the sidecar per step: the build's memory beyond the
+#: file stays near CHUNK_ROWS x D x 8 bytes x 3 (the float64 rounding errors of one chunk)
+CHUNK_ROWS = 8192
 
 
 
