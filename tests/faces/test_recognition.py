@@ -88,3 +88,24 @@ def test_stored_head_selection():
     assert stored_head(g, "t", "auto") is None  # stored, but not found better
     g.set_setting("t", "method", "head")
     assert stored_head(g, "t", "auto")["dim"] == 4 and stored_head(g, "t", "distance") is None
+
+
+def test_head_rescoring_reads_only_the_candidates(tmp_path):
+    """k candidates of m encodings each: their rows are read, not the other people's."""
+    rng = np.random.default_rng(4)
+    g = SQLiteGallery(tmp_path / "g.sqlite")
+    faces = rng.normal(size=(200, 3, 4)).astype(np.float32)
+    for i in range(200):
+        g.add_faces(f"p{i:03d}", faces[i], tag="t")
+    q = rng.normal(size=(1, 4)).astype(np.float32)
+    g.search(q, k=3)  # the search index is built (and mapped) before we watch
+    statements = []
+    g.conn.set_trace_callback(statements.append)
+    res = identify_faces(q, [(0, 0, 1, 1)], g, threshold=0.0, k=3, head=_head(4, scale=0.1))
+    g.conn.set_trace_callback(None)
+    reads = [s for s in statements if "FROM faces" in s]
+    assert len(reads) == 3 and all("WHERE p.name = " in s for s in reads)  # one indexed read per candidate
+    assert not any("FROM people" in s and "WHERE" not in s for s in statements)  # no full listing
+    # the head's pick: the candidate with the smallest L1 distance over its own three encodings
+    l1 = {c.name: np.abs(faces[int(c.name[1:])] - q).sum(1).min() for c in res[0].candidates}
+    assert res[0].name == min(l1, key=l1.get)

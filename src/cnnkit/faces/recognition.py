@@ -222,21 +222,20 @@ def identify_faces(embeddings: np.ndarray, boxes: Sequence[tuple[float, float, f
     """Name each face (or None when its nearest person is farther than ``threshold``).
 
     With a binary ``head``, the k nearest people are re-scored by P(same person) against their
-    stored encodings, and the most probable one is named when that probability exceeds 0.5."""
+    stored encodings, and the most probable one is named when that probability exceeds 0.5. Only
+    the candidates' encodings are read (``Gallery.faces_of``): O(k m) for k people of m encodings,
+    whatever the gallery's size."""
     if len(embeddings) == 0:
         return []
     emb = np.asarray(embeddings, np.float32)
     if head is not None:
         from cnnkit.nn.heads import head_probability
-
-        matrix, names = gallery.embeddings()
-        owner = np.asarray(names, dtype=object)
     out = []
     for e, box, matches in zip(emb, boxes, gallery.search(emb, k=k)):
         best = matches[0] if matches else None
         name = best.name if best is not None and best.distance <= threshold else None
         if head is not None and matches:
-            probs = [float(head_probability(head, e[None, :], matrix[owner == m.name]).max()) for m in matches]
+            probs = [float(head_probability(head, e[None, :], gallery.faces_of(m.name)[0]).max()) for m in matches]
             i = int(np.argmax(probs))
             best, name = matches[i], (matches[i].name if probs[i] > 0.5 else None)
         out.append(IdentifiedFace(tuple(box), name, None if best is None else best.distance, matches))
