@@ -50,7 +50,7 @@ boundaries, so a person is never split between two blocks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -138,6 +138,9 @@ class SearchIndex:
         person_ids: (P,) int64 the gallery's id of each ordinal, ascending.
         half_sq: (N,) float64 ``||x||² / 2``.
         copies: format -> (copy (N, D), err (N,), norm (N,)); missing formats are built on demand.
+        row_reader: reads float32 rows by index for the re-rank; default: indexing ``matrix``.
+            A memory-mapped matrix passes one that reads the file, so that the few rows re-ranked
+            are not mapped into the process with the pages around them.
     """
 
     matrix: np.ndarray
@@ -145,7 +148,12 @@ class SearchIndex:
     person_ids: np.ndarray
     half_sq: np.ndarray
     copies: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    row_reader: Callable[[np.ndarray], np.ndarray] | None = None
     _stats: dict = field(default_factory=dict, repr=False)
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """(len(idx), D) float32 rows of the matrix."""
+        return self.row_reader(idx) if self.row_reader is not None else self.matrix[idx]
 
     @classmethod
     def build(cls, matrix: np.ndarray, person_of_row: np.ndarray) -> "SearchIndex":
@@ -301,7 +309,7 @@ def search(index: SearchIndex, queries: np.ndarray, k: int,
         keep = cand_lo <= _widen(thr)[cand_q]
         cand_q, cand_r, cand_lo, cand_hi = cand_q[keep], cand_r[keep], cand_lo[keep], cand_hi[keep]
 
-    dist = exact_row_distances(q[cand_q], index.matrix[cand_r])
+    dist = exact_row_distances(q[cand_q], index.rows(cand_r))
     owner = index.owners[cand_r]
     # per (query, person): the minimum exact distance; then rank by (distance, ordinal)
     order = np.lexsort((dist, owner, cand_q))

@@ -20,7 +20,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -135,24 +135,43 @@ def load(path: Path, gallery_id: str, gen: str) -> SearchIndex | None:
     """The sidecar as a memory-mapped :class:`SearchIndex`, or None when it is missing, damaged,
     of another gallery or of another generation."""
     try:
-        with open(path, "rb") as f:
-            head = json.loads(f.read(_HEADER_BYTES).decode())
-        size = path.stat().st_size
+        f = open(path, "rb")  # one open file: header, maps and row reads all see the same inode
+    except OSError:
+        return None
+    try:
+        head = json.loads(f.read(_HEADER_BYTES).decode())
+        size = os.fstat(f.fileno()).st_size
     except (OSError, ValueError, UnicodeDecodeError):
+        f.close()
         return None
     if (not isinstance(head, dict) or head.get("magic") != MAGIC or head.get("version") != FORMAT_VERSION
             or head.get("gallery_id") != gallery_id or head.get("generation") != gen):
+        f.close()
         return None
     arrays = {}
     for name, (offset, dt, shape) in head["arrays"].items():
         nbytes = int(np.prod(shape)) * np.dtype(dt).itemsize
         if offset + nbytes > size:
+            f.close()
             return None
         # copy-on-write: the arrays are writable numpy views (torch wants that) that never write back
-        arrays[name] = (np.memmap(path, dtype=dt, mode="c", offset=offset, shape=tuple(shape))
+        arrays[name] = (np.memmap(f, dtype=dt, mode="c", offset=offset, shape=tuple(shape))
                         if nbytes else np.zeros(shape, dt))
     copies = {fmt: (arrays[fmt], arrays[fmt + ".err"], arrays[fmt + ".norm"]) for fmt in ("float16", "bfloat16")}
-    return SearchIndex(arrays["matrix"], arrays["owners"], arrays["person_ids"], arrays["half_sq"], copies)
+    offset, dim = head["arrays"]["matrix"][0], int(head["dim"])
+    return SearchIndex(arrays["matrix"], arrays["owners"], arrays["person_ids"], arrays["half_sq"], copies,
+                       row_reader=lambda idx: _read_rows(f, offset, dim, idx))
+
+
+def _read_rows(f: Any, offset: int, dim: int, idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` of the float32 matrix, read with pread from the file the index was loaded from
+    (its inode, even if a rebuild has since renamed another file over the name)."""
+    uniq, back = np.unique(np.asarray(idx, np.int64), return_inverse=True)
+    out = np.empty((len(uniq), dim), "<f4")
+    size = dim * 4
+    for j, r in enumerate(uniq.tolist()):
+        out[j] = np.frombuffer(os.pread(f.fileno(), size, offset + r * size), "<f4")
+    return out.astype(np.float32, copy=False)[back]
 
 
 def discard(path: Path) -> None:
