@@ -106,9 +106,16 @@ def test_gallery_life_cycle(api) -> None:
 
 
 def test_gallery_dropped_and_created_again_is_a_new_gallery(api, img) -> None:
+    from cnnkit.store import SQLiteGallery
+    from cnnkit.store.sidecar import sidecar_path
+
     api.create()
     assert api.enrol("demo", "ann", img.orl("s1/1")).status_code == 201
+    with SQLiteGallery(gallery_file(api)) as g:  # a search writes the memory-mapped sidecar
+        g.search(g.embeddings()[0][:1])
+    assert sidecar_path(gallery_file(api)).is_file()
     assert api.delete("/v1/galleries/demo").status_code == 204
+    assert not sidecar_path(gallery_file(api)).exists()
     api.create()
     assert api.get("/v1/galleries/demo/subjects").json()["subjects"] == []
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnkit.core.errors import CnnkitError
-from cnnkit.store import Gallery, open_gallery
+from cnnkit.store import Gallery, open_gallery, sidecar
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
 SUFFIX = ".sqlite"
@@ -153,6 +153,7 @@ class GalleryRegistry:
             self._admin().execute(f'DROP SCHEMA "{self._schema(name)}" CASCADE')
             return
         base = Path(self.target) / f"{name}{SUFFIX}"
+        sidecar.discard(sidecar.sidecar_path(base))  # the search matrix holds every vector too
         for p in (base, Path(f"{base}-wal"), Path(f"{base}-shm")):
             p.unlink(missing_ok=True)
 
