@@ -76,3 +76,11 @@ def test_unreadable_image_and_wrong_weights(files):
                                       "-o", str(files / "o.png"), *FAST, "--weights", str(files / "wrong.pth")])
     assert result.exit_code == 2
     assert "features.2.weight (conv1_2) has shape (64, 32, 3, 3), expected (64, 64, 3, 3)" in result.stderr
+
+
+def test_stop_at_ends_the_run_when_the_picture_is_reached(files):
+    result = _invoke(files, "-o", str(files / "s.png"), "--format", "json", "--steps", "40",
+                     "--style-weight", "1e4", "--stop-at", "0.9", "--keep-content", "0.5")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["reached"] is True and data["evaluations"] < 40

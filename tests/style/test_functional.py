@@ -37,7 +37,8 @@ def test_gram_sums_over_positions_naive_loop():
 
 def test_content_cost_naive_loop():
     a, c = _feat(1, 2, 3, 3, seed=1), _feat(1, 2, 3, 3, seed=2)
-    expected = 0.5 * sum(float(a[0, k, i, j] - c[0, k, i, j]) ** 2 for k in range(2) for i in range(3) for j in range(3))
+    # half the squared error summed over channels, averaged over the 3 x 3 positions
+    expected = 0.5 * sum(float(a[0, k, i, j] - c[0, k, i, j]) ** 2 for k in range(2) for i in range(3) for j in range(3)) / 9
     assert float(content_cost(a, c)) == pytest.approx(expected, rel=1e-12)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
 from cnnkit.core.errors import CnnkitError, InvalidImageError, UnknownNameError
 from cnnkit.style.optimize import StyleOptions, run, save_image, transfer
+from cnnkit.style.quality import content_kept
 
 LAYERS = {"content_layers": "conv2_1", "style_layers": "conv1_1,conv2_1"}
 
@@ -129,3 +131,21 @@ def test_bad_options(tiny_encoder):
         run(_photo(0), _photo(1), _opts(scales=(16, 32), steps=(1, 2, 3)), encoder=tiny_encoder)
     with pytest.raises(CnnkitError, match="unknown optimizer"):
         run(_photo(0), _photo(1), _opts(optimizer="sgd"), encoder=tiny_encoder)
+
+
+def test_stops_when_the_picture_is_reached(tiny_encoder):
+    content, style = _photo(0), _photo(1, 40, 40)
+    full = run(content, style, _opts(steps=60), encoder=tiny_encoder)
+    res = run(content, style, _opts(steps=60, stop_at=0.5, keep_content=0.9), encoder=tiny_encoder)
+    assert res.reached is True and full.reached is None
+    assert res.evaluations < full.evaluations
+    photo_style = run(content, style, _opts(steps=1, learning_rate=0.0), encoder=tiny_encoder).initial_style_loss
+    assert res.style_loss <= 0.5 * photo_style
+    got = torch.from_numpy(np.asarray(res.image, np.float32) / 255).permute(2, 0, 1)[None]
+    ref = torch.from_numpy(content.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    assert content_kept(got, ref) >= 0.9
+
+
+def test_unreachable_quality_runs_every_step(tiny_encoder):
+    res = run(_photo(0), _photo(1, 40, 40), _opts(steps=6, stop_at=1e-9), encoder=tiny_encoder)
+    assert res.reached is False and res.evaluations >= 6

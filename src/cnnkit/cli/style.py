@@ -40,7 +40,7 @@ def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
 @click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate [lbfgs 1.0, adam 0.02].")
 @click.option("--init", type=click.Choice(["content", "noise", "style"]), default="content", show_default=True)
 @click.option("--content-weight", "--alpha", "content_weight", default=1.0, show_default=True, help="alpha.")
-@click.option("--style-weight", "--beta", "style_weight", default=1e3, show_default=True, help="beta.")
+@click.option("--style-weight", "--beta", "style_weight", default=0.25, show_default=True, help="beta.")
 @click.option("--tv-weight", default=0.0, show_default=True, help="Total-variation weight.")
 @click.option("--content-layers", default="conv4_2", show_default=True, help="name[:weight],...")
 @click.option("--style-layers", default="conv1_1,conv2_1,conv3_1,conv4_1,conv5_1", show_default=True,
@@ -58,6 +58,11 @@ def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
 @click.option("--history-size", default=100, show_default=True, help="L-BFGS history.")
 @click.option("--save-every", default=0, show_default=True, help="Write OUT-<iteration>.png every N iterations.")
 @click.option("--threads", type=int, default=None, help="torch threads for the run [torch's default].")
+@click.option("--stop-at", type=float, default=None,
+              help="Stop once the style cost is at most this fraction of the photo's (e.g. 0.02) with the "
+                   "content kept; --steps is then the most it may take.")
+@click.option("--keep-content", type=float, default=0.95, show_default=True,
+              help="With --stop-at: blurred-luminance correlation to the photo that must be kept.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @device_option
 @format_option
@@ -66,7 +71,8 @@ def style(content: Path, styles: tuple[Path, ...], output: Path, size: int, step
           tv_weight: float, content_layers: str, style_layers: str, style_blend: str | None,
           style_scale: float, preserve_color: str, pooling: str, weights: str, seed: int,
           scales: str | None, max_memory: str | None, history_size: int, save_every: int,
-          threads: int | None, progress: bool, device: str, fmt: str) -> None:
+          threads: int | None, stop_at: float | None, keep_content: float, progress: bool, device: str,
+          fmt: str) -> None:
     """Paint CONTENT in the style of STYLE (several STYLE images are blended)."""
     from cnnkit.style.memory import parse_bytes
     from cnnkit.style.optimize import StyleOptions, run, save_image
@@ -80,7 +86,8 @@ def style(content: Path, styles: tuple[Path, ...], output: Path, size: int, step
         preserve_color=None if preserve_color == "none" else preserve_color,  # type: ignore[arg-type]
         pooling=pooling, weights=weights, seed=seed, scales=_ints(scales, "--scales"),  # type: ignore[arg-type]
         max_memory=parse_bytes(max_memory) if max_memory else None, history_size=history_size,
-        save_every=save_every, device=device, threads=threads, progress=progress,
+        save_every=save_every, device=device, threads=threads, progress=progress, stop_at=stop_at,
+        keep_content=keep_content,
     )
 
     def on_save(iteration: int, image: object) -> None:

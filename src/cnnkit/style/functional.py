@@ -2,12 +2,15 @@
 
 Notation: a layer's activations ``a`` have shape (B, n_C, n_H, n_W).
 
-* content cost   J_content(C, G) = 1/2 ||a(C) - a(G)||^2
+* content cost   J_content(C, G) = 1 / (2 n_H n_W) ||a(C) - a(G)||^2   (a mean over positions)
 * Gram matrix    G_kk' = sum_i sum_j a_ijk a_ijk'   (sums over the n_H x n_W positions)
 * style cost     J_style^[l](S, G) = 1 / (2 n_H n_W n_C)^2 ||G(S) - G(G)||_F^2
 * total variation  TV(x) = sum (x[i+1, j] - x[i, j])^2 + (x[i, j+1] - x[i, j])^2
 
-Costs are summed over the batch.
+Costs are summed over the batch. Both costs are per position (the Gram matrix's n_H n_W is divided
+out of the style cost, and the content cost is divided by n_H n_W), so at fixed alpha / beta the
+balance of the two is the same at every image size: a content cost summed over positions would
+weigh 16 times more at 1024 px than at 256 px.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ def gram_matrix(feat: Tensor) -> Tensor:
 
 
 def content_cost(feat: Tensor, target: Tensor) -> Tensor:
-    """``1/2 ||feat - target||^2`` (a scalar).
+    """``||feat - target||^2 / (2 n_H n_W)`` (a scalar): half the squared error, per position.
 
     Args:
         feat: activations of the generated image, shape (B, C, H, W).
@@ -41,7 +44,7 @@ def content_cost(feat: Tensor, target: Tensor) -> Tensor:
     check_shape(feat, "B C H W", name="feat")
     if feat.shape != target.shape:
         raise ShapeError(f"target must have the shape of feat {tuple(feat.shape)}, got {tuple(target.shape)}")
-    return 0.5 * (feat - target).pow(2).sum()
+    return 0.5 * (feat - target).pow(2).sum() / (feat.shape[-2] * feat.shape[-1])
 
 
 def style_cost_from_gram(feat: Tensor, target_gram: Tensor) -> Tensor:

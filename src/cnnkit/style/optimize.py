@@ -34,6 +34,7 @@ from cnnkit.style.loss import (
     parse_layer_weights,
 )
 from cnnkit.style.memory import estimate_bytes, lbfgs_history_for_budget
+from cnnkit.style.quality import content_kept
 
 MAX_STYLE_UPSCALE = 4.0
 """A style image may be enlarged at most this much; beyond it its strokes are mostly interpolation."""
@@ -58,6 +59,10 @@ class StyleOptions:
         history_size: L-BFGS history.
         save_every: call ``on_save`` every N iterations (0: never).
         threads: ``torch.set_num_threads`` for the run (restored after); ``None`` leaves it.
+        stop_at: stop as soon as the style cost is at most this fraction of the photo's own style
+            cost (at the last scale) while ``content_kept`` (``style.quality``) is at least
+            ``keep_content``; ``steps`` is then the most it may take. ``None``: run all ``steps``.
+        keep_content: the blurred-luminance correlation to the photo that ``stop_at`` requires.
     """
 
     size: int = 512
@@ -66,7 +71,7 @@ class StyleOptions:
     learning_rate: float | None = None
     init: Literal["content", "noise", "style"] = "content"
     content_weight: float = 1.0
-    style_weight: float = 1e3
+    style_weight: float = 0.25
     tv_weight: float = 0.0
     content_layers: str | tuple[tuple[str, float], ...] = DEFAULT_CONTENT_LAYERS
     style_layers: str | tuple[tuple[str, float], ...] = DEFAULT_STYLE_LAYERS
@@ -83,6 +88,8 @@ class StyleOptions:
     device: str = "cpu"
     threads: int | None = None
     progress: bool = False
+    stop_at: float | None = None
+    keep_content: float = 0.95
 
 
 @dataclass
@@ -99,15 +106,19 @@ class TransferResult:
     seconds: float
     evaluations: int
     scales: list[dict[str, Any]] = field(default_factory=list)
+    reached: bool | None = None  # with ``stop_at``: whether the quality was reached within ``steps``
 
     @property
     def size(self) -> tuple[int, int]:
         return self.image.size
 
     def as_dict(self) -> dict[str, Any]:
-        return {"content_loss": self.content_loss, "style_loss": self.style_loss,
-                "initial_style_loss": self.initial_style_loss, "tv_loss": self.tv_loss,
-                "seconds": round(self.seconds, 3), "size": list(self.size)}
+        out = {"content_loss": self.content_loss, "style_loss": self.style_loss,
+               "initial_style_loss": self.initial_style_loss, "tv_loss": self.tv_loss,
+               "seconds": round(self.seconds, 3), "size": list(self.size)}
+        if self.reached is not None:
+            out |= {"reached": self.reached, "evaluations": self.evaluations}
+        return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -263,7 +274,11 @@ def _run_scales(opts: StyleOptions, schedule: list[tuple[int, int]], loss: Perce
         history = _history_for(opts, hw, deepest, [tuple(s.shape[-2:]) for s in style_ts], say)
         loss.set_targets(content_t, style_ts, opts.style_blend)
         x = _initial(opts, x, content_t, style_ts[0], gen)
-        stats, iteration = _optimize(opts, loss, x, steps, history, iteration, on_save)
+        goal = None
+        if opts.stop_at is not None and long_side == schedule[-1][0]:
+            with torch.no_grad():
+                goal = (opts.stop_at * float(loss(content_t).style), content_t)
+        stats, iteration = _optimize(opts, loss, x, steps, history, iteration, on_save, goal)
         evaluations += stats["evaluations"]
         per_scale.append({"size": [hw[1], hw[0]], "steps": steps, **stats})
     assert x is not None
@@ -275,7 +290,8 @@ def _run_scales(opts: StyleOptions, schedule: list[tuple[int, int]], loss: Perce
     return TransferResult(
         image=to_pil(image), content_loss=float(final.content), style_loss=float(final.style),
         initial_style_loss=per_scale[-1]["initial_style_loss"], tv_loss=float(final.tv),
-        seconds=time.perf_counter() - start, evaluations=evaluations, scales=per_scale)
+        seconds=time.perf_counter() - start, evaluations=evaluations, scales=per_scale,
+        reached=per_scale[-1].get("reached"))
 
 
 def _history_for(opts: StyleOptions, hw: tuple[int, int], deepest: str,
@@ -313,9 +329,15 @@ def _initial(opts: StyleOptions, previous: Tensor | None, content: Tensor, style
     return x.contiguous().requires_grad_(True)
 
 
+class _Reached(Exception):
+    """Raised inside the closure when the quality goal is met (x then holds that very point)."""
+
+
 def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, history: int,
-              iteration: int, on_save: Callable[[int, Image.Image], None] | None) -> tuple[dict[str, Any], int]:
-    """Run ``steps`` iterations on ``x`` in place; returns stats and the global iteration count."""
+              iteration: int, on_save: Callable[[int, Image.Image], None] | None,
+              goal: tuple[float, Tensor] | None = None) -> tuple[dict[str, Any], int]:
+    """Run ``steps`` iterations on ``x`` in place (fewer when ``goal`` = (style cost, photo) is met
+    with the photo's content kept); returns stats and the global iteration count."""
     lr = opts.learning_rate if opts.learning_rate is not None else (1.0 if opts.optimizer == "lbfgs" else 0.02)
     if opts.optimizer == "lbfgs":
         optim: torch.optim.Optimizer = torch.optim.LBFGS(
@@ -337,11 +359,16 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
             bar.update(1)
             bar.set_postfix(content=f"{float(costs.content):.3g}", style=f"{float(costs.style):.3g}",
                             tv=f"{float(costs.tv):.3g}", refresh=False)
+        if goal is not None and float(costs.style) <= goal[0]:
+            if content_kept(x.detach().clamp(0, 1), goal[1]) >= opts.keep_content:
+                raise _Reached
         return costs.total
 
     chunk = opts.save_every if opts.save_every > 0 else steps
     done = 0
     started, cpu_started = time.perf_counter(), time.process_time()
+    if goal is not None:
+        record["reached"] = False
     try:
         while done < steps:
             n = min(chunk, steps - done)
@@ -360,6 +387,11 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
             iteration += n
             if opts.save_every and on_save is not None:
                 on_save(iteration, to_pil(x))
+    except _Reached:
+        with torch.no_grad():
+            x.clamp_(0, 1)
+        record["reached"] = True
+        iteration += record["evaluations"] - done
     finally:
         if bar is not None:
             bar.close()
