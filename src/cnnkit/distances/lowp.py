@@ -3,9 +3,8 @@ few (half the bytes of float32 to read), bfloat16 for batches (AMX / AVX512-BF16
 
 The kernel only computes inner products; the bound that makes the search exact, and the re-rank,
 are in ``cnnkit.store.search``. Its error bound (:func:`cnnkit.core.precision.product_roundoff`)
-assumes products exact in float32 and float32 accumulation; :meth:`TorchScoreKernel.roundoff`
-checks that on this build of torch once per format, and the kernel falls back to float32 where the
-check fails.
+assumes products exact in float32 and float32 accumulation; :meth:`TorchScoreKernel.format_for`
+checks that on this build of torch once per format, and falls back to float32 where the check fails.
 """
 from __future__ import annotations
 
