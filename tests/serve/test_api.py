@@ -258,23 +258,24 @@ def test_subjects_cursor_pagination(api, serve_pipeline) -> None:
 
 def test_delete_removes_every_embedding_and_the_thumbnail(api, img) -> None:
     api.create(thumbnails=True)
-    api.enrol("demo", "ann", img.orl("s1/1"))
-    api.enrol("demo", "ann", img.orl("s1/3"))
+    api.enrol("demo", "annabel_q", img.orl("s1/1"))
+    api.enrol("demo", "annabel_q", img.orl("s1/3"))
     api.enrol("demo", "bob", img.orl("s2/1"))
-    thumb = api.get("/v1/galleries/demo/subjects/ann/thumbnail")
+    thumb = api.get("/v1/galleries/demo/subjects/annabel_q/thumbnail")
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(thumb.content)).size == (112, 112)
     export = [json.loads(x) for x in api.get("/v1/galleries/demo/export").text.splitlines()[1:]]
-    ann_vectors = [np.asarray(x["embedding"], "<f4").tobytes() for x in export if x["name"] == "ann"]
+    ann_vectors = [np.asarray(x["embedding"], "<f4").tobytes() for x in export if x["name"] == "annabel_q"]
     assert len(ann_vectors) == 2
-    assert api.delete("/v1/galleries/demo/subjects/ann").status_code == 204
-    problem(api.get("/v1/galleries/demo/subjects/ann"), 404, "subject-not-found")
-    problem(api.get("/v1/galleries/demo/subjects/ann/thumbnail"), 404, "subject-not-found")
-    problem(api.delete("/v1/galleries/demo/subjects/ann"), 404, "subject-not-found")
+    assert api.delete("/v1/galleries/demo/subjects/annabel_q").status_code == 204
+    problem(api.get("/v1/galleries/demo/subjects/annabel_q"), 404, "subject-not-found")
+    problem(api.get("/v1/galleries/demo/subjects/annabel_q/thumbnail"), 404, "subject-not-found")
+    problem(api.delete("/v1/galleries/demo/subjects/annabel_q"), 404, "subject-not-found")
     assert api.identify("demo", img.orl("s1/2")).json()["faces"][0]["name"] is None
     raw = b"".join(p.read_bytes() for p in gallery_file(api).parent.glob("demo.sqlite*"))
     assert thumb.content[200:400] not in raw  # the JPEG's bytes are gone
     assert not any(v in raw for v in ann_vectors)  # and so are the vectors
+    assert b"annabel_q" not in raw  # and the name
     assert api.get("/v1/galleries/demo/subjects/bob/thumbnail").status_code == 200
 
 

@@ -338,7 +338,9 @@ class Service:
 
 
 def _thumb_key(name: str) -> str:
-    return f"thumbnail:{name}"
+    """The settings key of a subject's thumbnail. The store has no way to delete a setting, so a
+    deleted subject leaves a null row behind: keyed by a hash, that row does not name them."""
+    return "thumbnail:" + hashlib.blake2b(name.encode(), digest_size=16, person=b"cnnkit-thumb").hexdigest()
 
 
 def _thumbnail(rgb: np.ndarray, box: Sequence[float]) -> str:
