@@ -5,7 +5,7 @@ Side by side in one process (torch and BLAS on one thread):
   query) or bfloat16 (batch) first pass, then an exact float64 re-rank of every row whose distance
   lower bound can still enter the top 5 (``store.search``);
 - numpy floor: one matrix product + ``argpartition`` top-5 on a prebuilt matrix (no people, no names);
-- face_recognition style: ``face_distance`` (``np.linalg.norm(encodings - q, axis=1)``) over a Python
+- face_recognition style: ``face_distance`` (``np.linalg.norm(embeddings - q, axis=1)``) over a Python
   list of per-face arrays, as its users keep their galleries, converted with ``np.array`` per query.
 
 ``identical_to_exact``: every query's 5 names and distances equal a float64 brute-force scan's

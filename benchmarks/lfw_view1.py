@@ -4,7 +4,7 @@ Side by side in one run: cnnkit's default pipeline (RetinaFace; dlib's 5-point s
 a box placed from RetinaFace's landmarks; dlib's chip; the dlib ResNet on the chip and its mirror
 image, averaged), its variants (RetinaFace's own landmarks on a fitted template, a joint 10-point
 fit, without the mirror), and the face_recognition pipeline (dlib HOG detector, 5-point landmarks,
-the same dlib ResNet encoder, no mirror). Encodings are cached on disk per pipeline
+the same dlib ResNet encoder, no mirror). Embeddings are cached on disk per pipeline
 configuration (``cache_dir()/face_encodings``), so a second run only re-does the arithmetic.
 
 A pair in which either image has no face found gets distance +inf (counted as "different people":
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnkit.eval.verification import accuracy_at, best_threshold
 from cnnkit.faces import FacePipeline
 from cnnkit.faces.pairs import pair_distances, read_pairs
 
@@ -34,21 +35,6 @@ PIPELINES = {
     "cnnkit (retinaface + joint 10-point)": dict(alignment="joint", flip=False),
     "face_recognition (hog + sp5)": dict(detector="hog", flip=False),
 }
-
-
-def best_threshold(dist: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Threshold (midpoint between sorted distances) with the highest accuracy of ``dist <= t``."""
-    d = np.where(np.isnan(dist), np.inf, dist)
-    finite = np.sort(d[np.isfinite(d)])
-    cands = np.concatenate([[0.0], (finite[1:] + finite[:-1]) / 2, [finite[-1] + 1e-6]])
-    acc = [(np.mean((d <= t) == labels), -t) for t in cands]
-    best = max(range(len(cands)), key=lambda i: acc[i])
-    return float(cands[best]), float(acc[best][0])
-
-
-def accuracy(dist: np.ndarray, labels: np.ndarray, t: float) -> float:
-    d = np.where(np.isnan(dist), np.inf, dist)
-    return float(np.mean((d <= t) == labels))
 
 
 def main() -> None:
@@ -80,8 +66,8 @@ def main() -> None:
             "pipeline": label,
             "threshold": round(thr, 4),
             "train_accuracy": round(train_acc, 4),
-            "test_accuracy": round(accuracy(d_test, y_test, thr), 4),
-            "test_accuracy_at_0.6": round(accuracy(d_test, y_test, 0.6), 4),
+            "test_accuracy": round(accuracy_at(d_test, y_test, thr), 4),
+            "test_accuracy_at_0.6": round(accuracy_at(d_test, y_test, 0.6), 4),
             "test_pairs_without_face": int(np.isnan(d_test).sum()),
             "images_without_face": len(set(nf_train) | set(nf_test)),
             "no_face_images": sorted(set(nf_train) | set(nf_test)),
@@ -102,7 +88,7 @@ def main() -> None:
         if r["no_face_images"]:
             print(f"{r['pipeline']}: no face in {', '.join(r['no_face_images'][:10])}"
                   + (" ..." if len(r["no_face_images"]) > 10 else ""))
-    print("(wall time includes encoding unless cached; machine shared with other jobs)")
+    print("(wall time includes embedding unless cached; machine shared with other jobs)")
 
 
 if __name__ == "__main__":

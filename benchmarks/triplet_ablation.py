@@ -24,14 +24,15 @@ from cnnkit.data.folders import IdentityFolder, scan_identity_folder
 from cnnkit.eval.verification import eer
 from cnnkit.nn.checkpoint import encode_images, load_encoder
 from cnnkit.train.loop import TrainConfig, fit
-from cnnkit.train.metrics import euclidean_matrix, oneshot_rank1
+from cnnkit.core.euclidean import euclidean_matrix
+from cnnkit.eval.embedding import oneshot_rank1
 
 RUNS = (("triplet", "all"), ("triplet", "hard"), ("triplet", "semihard"), ("triplet", "random"),
         ("contrastive", "all"))
 
 
 def evaluate(emb: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """One-shot rank-1 (10 seeds) and the EER over all pairs, for encodings (N, D) and labels (N,)."""
+    """One-shot rank-1 (10 seeds) and the EER over all pairs, for embeddings (N, D) and labels (N,)."""
     iu = np.triu_indices(len(labels), 1)
     d = euclidean_matrix(emb, emb)[iu]
     same = (labels[:, None] == labels[None, :])[iu]

@@ -14,9 +14,9 @@ ALLOWED = {
     "losses": {"core", "distances"},
     "mining": {"core", "distances"},
     "style": {"core", "nn", "data"},
-    "visualize": {"core", "nn", "data"},
+    "visualize": {"core", "data"},
     "faces": {"core", "distances", "nn", "data", "store", "eval"},
-    "train": {"core", "distances", "nn", "data", "losses", "mining", "eval", "faces", "store"},
+    "train": {"core", "distances", "nn", "data", "losses", "mining", "eval"},
     "tasks": {"core", "nn", "data", "eval", "train"},
 }
 NO_TORCH = {"core", "store", "eval"}

@@ -20,5 +20,6 @@ def test_main_job_api():
     import cnnkit.faces as faces
     import cnnkit.store as store
 
-    assert {"FacePipeline", "FaceResult", "load_face_encoder", "read_pairs", "pair_distances"} <= set(faces.__all__)
+    assert {"FacePipeline", "FaceResult", "load_face_encoder", "read_pairs", "pair_distances", "compare", "enroll",
+            "verify", "identify", "Decision", "resolve_decision"} <= set(faces.__all__)
     assert {"open_gallery", "SQLiteGallery", "FaceSource", "Match"} <= set(store.__all__)

@@ -72,7 +72,8 @@ def test_people_lists_everyone(gallery):
 def test_verify_match_and_no_match(gallery):
     r = run("face", "verify", "s3", str(ORL / "s3" / "5.pgm"), "--format", "json", db=gallery)
     out = last_json(r)
-    assert set(out) == {"name", "image", "distance", "threshold", "match"}
+    assert set(out) == {"name", "image", "distance", "threshold", "match", "method", "threshold_source"}
+    assert out["method"] == "distance" and out["threshold_source"] == "gallery"
     assert r.exit_code == 0 and out["match"] is True and out["distance"] < out["threshold"]
     r = run("face", "verify", "s3", str(ORL / "s4" / "5.pgm"), "--format", "json", db=gallery)
     assert r.exit_code == 1 and last_json(r)["match"] is False
@@ -114,7 +115,7 @@ def test_remove_person(tmp_path):
     db = tmp_path / "g.sqlite"
     run("face", "enroll", "s5", str(ORL / "s5" / "1.pgm"), db=db, expect=0)
     out = last_json(run("face", "people", "--remove", "s5", "--format", "json", db=db, expect=0))
-    assert out == {"removed": "s5", "encodings": 1}
+    assert out == {"removed": "s5", "embeddings": 1}
     assert last_json(run("face", "people", "--format", "json", db=db))["people"] == []
     r = run("face", "people", "--remove", "s5", db=db)
     assert r.exit_code == 2 and "s5" in r.output
@@ -235,7 +236,7 @@ def test_two_processes_enrolling_into_one_gallery(tmp_path):
 
 def test_ctrl_c_during_folder_enrolment_then_resume(tmp_path):
     db = tmp_path / "g.sqlite"
-    root = _folders(tmp_path, range(1, 31), 5)  # 150 photos: enrolment runs long enough to be interrupted
+    root = _folders(tmp_path, range(1, 31), 5)  # 150 photos: enrollment runs long enough to be interrupted
     total = 150
     cmd = [sys.executable, "-m", "cnnkit.cli._main", "face", "enroll", "--folders", str(root), "--db", str(db)]
     # a shell's background job (CI under nohup/&) starts with SIGINT ignored, and Python then installs

@@ -62,7 +62,7 @@ def test_chip_equals_dlib_get_face_chip(astronaut: np.ndarray) -> None:
     shape = predictor(astronaut, dlib.rectangle(175, 76, 265, 166))
     expected = np.asarray(dlib.get_face_chip(astronaut, shape, size=150, padding=0.25))
     points = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
-    chip = align_face(astronaut, points, kind="dlib5")
+    chip = align_face(astronaut, points, landmark_format="dlib5")
     assert chip.shape == (150, 150, 3) and chip.dtype == np.uint8
     assert np.abs(chip.astype(int) - expected.astype(int)).max() <= 1
 
@@ -70,20 +70,20 @@ def test_chip_equals_dlib_get_face_chip(astronaut: np.ndarray) -> None:
 def test_template_round_trip(astronaut: np.ndarray) -> None:
     """Landmarks placed by a known similarity land back on the template's chip points."""
     rng = np.random.default_rng(3)
-    for template, kind in ((DLIB5_TEMPLATE, "dlib5"), (RETINAFACE_TEMPLATE, "retinaface")):
+    for template, fmt in ((DLIB5_TEMPLATE, "dlib5"), (RETINAFACE_TEMPLATE, "retinaface")):
         target = chip_points(template, size=150, padding=0.25)
         m = _random_similarity(rng)
         m[:, 2] += 200
         landmarks = apply_transform(m, target)
         back = similarity_transform(landmarks, target)
         np.testing.assert_allclose(apply_transform(back, landmarks), target, atol=1e-9)
-        assert align_face(astronaut, landmarks, kind=kind).shape == (150, 150, 3)
+        assert align_face(astronaut, landmarks, landmark_format=fmt).shape == (150, 150, 3)
 
 
 def test_retinaface_points_land_on_template(pipeline, astronaut: np.ndarray) -> None:
     """Detecting again inside the aligned chip finds the landmarks where the template puts them."""
     det = pipeline.detect(astronaut)[0]
-    chip = align_face(astronaut, det.landmarks, kind="retinaface")
+    chip = align_face(astronaut, det.landmarks, landmark_format="retinaface")
     again = pipeline.detect(chip)[0]
     target = chip_points(RETINAFACE_TEMPLATE)
     assert np.abs(again.landmarks - target).mean() < 4.0  # pixels of a 150-pixel chip
@@ -91,7 +91,7 @@ def test_retinaface_points_land_on_template(pipeline, astronaut: np.ndarray) -> 
 
 def test_sp5_box_is_a_square_around_the_face(pipeline, astronaut: np.ndarray) -> None:
     det = pipeline.detect(astronaut)[0]
-    x1, y1, x2, y2 = sp5_box(det.landmarks, det.kind)
+    x1, y1, x2, y2 = sp5_box(det.landmarks, det.landmark_format)
     assert abs((x2 - x1) - (y2 - y1)) < 1e-6
     assert x1 < det.landmarks[:, 0].min() and x2 > det.landmarks[:, 0].max()
     assert y1 < det.landmarks[:, 1].min() and y2 > det.landmarks[:, 1].max()
@@ -107,4 +107,4 @@ def test_align_errors(astronaut: np.ndarray) -> None:
     with pytest.raises(ShapeError):
         align_face(astronaut, np.zeros((68, 2)))
     with pytest.raises(UnknownNameError, match="known: dlib5, retinaface"):
-        align_face(astronaut, np.zeros((5, 2)), kind="mtcnn")
+        align_face(astronaut, np.zeros((5, 2)), landmark_format="mtcnn")

@@ -51,7 +51,7 @@ def test_astronaut_one_face_where_expected(pipeline, astronaut: np.ndarray) -> N
     dets = pipeline.detect(astronaut)
     assert len(dets) == 1
     d = dets[0]
-    assert isinstance(d, Detection) and d.kind == "retinaface" and d.score > 0.99
+    assert isinstance(d, Detection) and d.landmark_format == "retinaface" and d.score > 0.99
     x1, y1, x2, y2 = d.box
     assert 160 < x1 < 200 and 40 < y1 < 80 and 250 < x2 < 290 and 160 < y2 < 200
     assert d.landmarks.shape == (5, 2) and d.landmarks.dtype == np.float32
@@ -86,7 +86,7 @@ def test_bad_input_shape() -> None:
 
 def test_hog_baseline_finds_astronaut(astronaut: np.ndarray) -> None:
     dets = create_detector("hog").detect(astronaut)
-    assert dets and dets[0].kind == "dlib5"
+    assert dets and dets[0].landmark_format == "dlib5"
     x1, y1, x2, y2 = dets[0].box
     assert x1 < 215 < x2 and y1 < 110 < y2
 

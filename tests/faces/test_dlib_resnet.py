@@ -1,4 +1,4 @@
-"""The PyTorch port of dlib's ResNet gives dlib's own encodings."""
+"""The PyTorch port of dlib's ResNet gives dlib's own embeddings."""
 from __future__ import annotations
 
 import numpy as np

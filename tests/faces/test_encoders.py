@@ -44,7 +44,7 @@ def test_encode_shapes(pipeline, astronaut: np.ndarray) -> None:
     enc = pipeline.encoder
     out = enc.encode([chip, chip[:, ::-1].copy()])
     assert out.shape == (2, 128) and out.dtype == np.float32
-    assert 0.5 < float(np.linalg.norm(out[0])) < 3.0  # dlib encodings are not normalised (about 1.4 here)
+    assert 0.5 < float(np.linalg.norm(out[0])) < 3.0  # dlib embeddings are not normalised (about 1.4 here)
     assert float(np.linalg.norm(out[0] - out[1])) < 0.4  # a mirrored face is still the same person
     assert enc.encode([]).shape == (0, 128)
     np.testing.assert_allclose(enc.encode([chip])[0], out[0], atol=1e-5)  # batch == single

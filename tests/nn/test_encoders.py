@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from cnnkit.core.errors import ShapeError, UnknownNameError
-from cnnkit.nn.registry import create_encoder, list_encoders, register_encoder
+from cnnkit.core.errors import ConfigError, DuplicateNameError
+from cnnkit.nn.registry import ENCODERS, create_encoder, list_encoders, register_encoder
 from cnnkit.nn.siamese import SiameseNetwork
 
 
@@ -49,5 +50,7 @@ def test_errors():
         create_encoder("nope")
     with pytest.raises(ShapeError):
         create_encoder("small_cnn")(torch.randn(2, 3, 32, 32))
-    with pytest.raises(ValueError, match="already registered"):
-        register_encoder(create_encoder.__globals__["_ENCODERS"]["small_cnn"])
+    with pytest.raises(DuplicateNameError, match="encoder 'small_cnn' is already registered"):
+        register_encoder(ENCODERS.get("small_cnn"))
+    with pytest.raises(ConfigError, match="encoder 'small_cnn'.*norm"):
+        create_encoder("small_cnn", norm="foo")

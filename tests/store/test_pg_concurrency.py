@@ -1,7 +1,7 @@
 """Crash safety and concurrency with real processes.
 
 * kill -9 of an enrolling process at random moments, 20 times, on SQLite and on PostgreSQL: every
-  enrolment reported as committed is there, and no person is half-written.
+  enrollment reported as committed is there, and no person is half-written.
 * 4 processes enrolling disjoint shards of one photo collection into one PostgreSQL gallery while 4
   others identify, for CNNKIT_PG_CONCURRENCY_S seconds (default 10; the issue's 60 s run:
   CNNKIT_PG_CONCURRENCY_S=60): no error, no lost or duplicated face, every committed one found.
@@ -57,7 +57,7 @@ def test_kill9_during_enrolment_20_rounds(open_backend):
         os.close(w)
         os.set_blocking(r, False)
         buf, deadline = b"", None
-        while True:  # wait for 'ready', then let it enrol for a random 0-300 ms
+        while True:  # wait for 'ready', then let it enroll for a random 0-300 ms
             try:
                 chunk = os.read(r, 65536)
             except BlockingIOError:
@@ -85,7 +85,7 @@ def test_kill9_during_enrolment_20_rounds(open_backend):
         finally:
             g.close()
         assert acked <= set(people), f"round {round_}: lost {sorted(acked - set(people))[:5]}"
-        assert all(n == 2 for n in people.values()), f"round {round_}: a half-written enrolment"
+        assert all(n == 2 for n in people.values()), f"round {round_}: a half-written enrollment"
     assert len(acked) >= 20
     print(f"\n{type(g).__name__}: 20 kills, {len(acked)} acknowledged enrolments all kept")
 
@@ -125,7 +125,7 @@ def _enroller(url: str, schema: str, shard: int, stop, out) -> None:
         g.close()
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the test
         error = f"{type(exc).__name__}: {exc}"
-    out.put(("enrol", shard, acked, skipped, error))
+    out.put(("enroll", shard, acked, skipped, error))
 
 
 def _identifier(url: str, schema: str, wid: int, stop, out) -> None:
@@ -169,7 +169,7 @@ def test_four_enrolling_four_identifying(pg_url, pg_schema):
     assert not errors, errors
     assert [p.exitcode for p in procs] == [0] * len(procs)
 
-    acked = [sha for r in results if r[0] == "enrol" for sha in r[2]]
+    acked = [sha for r in results if r[0] == "enroll" for sha in r[2]]
     assert len(acked) == len(set(acked)) > 4 * WORKERS
     rows = g.conn.execute(f'SELECT source_sha256, count(*) FROM "{pg_schema}".faces '
                           "WHERE source_sha256 IS NOT NULL GROUP BY 1").fetchall()

@@ -147,7 +147,7 @@ def test_hnsw_index_search(gallery, pg_url):
 
 
 def test_index_requested_before_first_face_and_rebuilt_for_new_dimension(gallery, pg_url):
-    gallery.create_index("hnsw", m=8, ef_construction=32)  # D unknown: built at the first enrolment
+    gallery.create_index("hnsw", m=8, ef_construction=32)  # D unknown: built at the first enrollment
     gallery.add_faces("ada", np.eye(16, dtype=np.float32)[:2], tag="t")
 
     def indexdef():

@@ -1,4 +1,4 @@
-"""Sharded enrolment: a stable, disjoint, covering partition, and reruns that skip enrolled photos."""
+"""Sharded enrollment: a stable, disjoint, covering partition, and reruns that skip enrolled photos."""
 import hashlib
 import subprocess
 import sys
@@ -49,13 +49,13 @@ def test_parse_shard_errors(spec, match):
 
 
 def test_rerunning_a_shard_skips_enrolled_photos(tmp_path):
-    """Two shards enrol; shard 0 is interrupted and rerun: only its missing photos are added."""
+    """Two shards enroll; shard 0 is interrupted and rerun: only its missing photos are added."""
     g = SQLiteGallery(tmp_path / "g.sqlite")
     items = [(f"p{i % 5}", f"p{i % 5}/img{i}.jpg") for i in range(40)]
     rng = np.random.default_rng(0)
     vec = {path: rng.normal(size=(1, 8)).astype(np.float32) for _, path in items}
 
-    def enrol(shard, limit=None):
+    def enroll(shard, limit=None):
         added = 0
         for person, path in select_shard(items, shard)[:limit]:
             sha = hashlib.sha256(path.encode()).hexdigest()
@@ -66,8 +66,8 @@ def test_rerunning_a_shard_skips_enrolled_photos(tmp_path):
         return added
 
     n0, n1 = len(select_shard(items, "0/2")), len(select_shard(items, "1/2"))
-    assert enrol("0/2", limit=3) == 3  # interrupted after 3 photos
-    assert enrol("1/2") == n1
-    assert enrol("0/2") == n0 - 3  # the rerun resumes
-    assert enrol("0/2") == 0 and enrol("1/2") == 0
+    assert enroll("0/2", limit=3) == 3  # interrupted after 3 photos
+    assert enroll("1/2") == n1
+    assert enroll("0/2") == n0 - 3  # the rerun resumes
+    assert enroll("0/2") == 0 and enroll("1/2") == 0
     assert len(g) == 40 and sum(p.faces for p in g.people()) == 40

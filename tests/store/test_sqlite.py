@@ -64,7 +64,7 @@ def test_directory_and_missing(tmp_path):
 
 
 def test_deleted_vectors_leave_no_bytes_on_disk(tmp_path):
-    """Enrol 200 people, delete 20: none of their float32 vectors remain in the file or WAL."""
+    """Enroll 200 people, delete 20: none of their float32 vectors remain in the file or WAL."""
     path = tmp_path / "g.sqlite"
     g = SQLiteGallery(path)
     rng = np.random.default_rng(0)
@@ -94,7 +94,7 @@ _CHILD = textwrap.dedent("""
 
 
 def test_kill9_during_enrolment_keeps_every_committed_face(tmp_path):
-    """A child enrols in single transactions and reports each commit; SIGKILL at random moments."""
+    """A child enrolls in single transactions and reports each commit; SIGKILL at random moments."""
     path = tmp_path / "g.sqlite"
     SQLiteGallery(path).close()
     acked: set[str] = set()
@@ -115,7 +115,7 @@ def test_kill9_during_enrolment_keeps_every_committed_face(tmp_path):
         assert g.integrity_check() == "ok"
         people = {p.name: p.faces for p in g.people()}
         assert acked <= set(people), f"lost {sorted(acked - set(people))[:5]}"
-        assert all(n == 2 for n in people.values()), "a person with a half-written enrolment"
+        assert all(n == 2 for n in people.values()), "a person with a half-written enrollment"
         g.close()
     assert len(acked) > 20
 

@@ -26,7 +26,7 @@ def db_option(fn: F) -> F:
 
 
 def device_option(fn: F) -> F:
-    """``--device cpu|cuda|auto`` (default cpu)."""
+    """``--device cpu|cuda`` (default cpu)."""
     return click.option("--device", default="cpu", show_default=True, help="Torch device.")(fn)
 
 

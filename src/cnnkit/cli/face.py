@@ -1,16 +1,13 @@
-"""``cnnkit face ...``: enrol, verify, identify, compare, people, calibrate, evaluate."""
+"""``cnnkit face ...``: enroll, verify, identify, compare, people, calibrate, evaluate."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from cnnkit.cli._options import db_option, device_option, format_option
 from cnnkit.cli._output import emit, progress_bar
-from cnnkit.core.errors import CnnkitError, EncoderMismatchError
 
 
 def encoder_option(fn):
@@ -39,16 +36,6 @@ def threshold_option(fn):
                              "estimated from the gallery, else the encoder's default].")(fn)
 
 
-def _decision(gallery, pipeline, threshold: float | None, method: str):
-    """The threshold and the binary head (or None) that decide "same person" for this gallery.
-    An explicit --threshold with --method auto means: decide by distance."""
-    from cnnkit.faces.recognition import resolve_threshold, stored_head
-
-    thr = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold, threshold)
-    head = stored_head(gallery, pipeline.tag, "distance" if threshold is not None and method == "auto" else method)
-    return thr, head
-
-
 def _pipeline(encoder: str, detector: str, device: str):
     from cnnkit.cli._options import face_threads
     from cnnkit.faces import FacePipeline
@@ -73,9 +60,9 @@ def face() -> None:
 @click.argument("name", required=False)
 @click.argument("photos", nargs=-1, type=click.Path())
 @click.option("--folders", type=click.Path(file_okay=False), default=None,
-              help="Enrol DIR/NAME/*.jpg: one sub-folder per person (NAME and PHOTOS are then not given).")
+              help="Enroll DIR/NAME/*.jpg: one sub-folder per person (NAME and PHOTOS are then not given).")
 @click.option("--largest", is_flag=True, help="Take the largest face when a photo shows several.")
-@click.option("--shard", default=None, metavar="I/N", help="Only enrol the photos of shard I of N (0-based).")
+@click.option("--shard", default=None, metavar="I/N", help="Only enroll the photos of shard I of N (0-based).")
 @click.option("--index", "index", type=click.Choice(["hnsw", "none"]), default=None,
               help="PostgreSQL galleries: search through an HNSW index (approximate) or exactly (none).")
 @click.option("--m", "hnsw_m", type=int, default=16, show_default=True, help="HNSW: links per node.")
@@ -87,11 +74,12 @@ def face() -> None:
 def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, largest: bool, shard: str | None,
            index: str | None, hnsw_m: int, ef_construction: int, encoder: str, detector: str, device: str,
            db: str | None, fmt: str) -> None:
-    """Enrol NAME from one or more PHOTOS (one is enough), or every person under --folders DIR.
+    """Enroll NAME from one or more PHOTOS (one is enough), or every person under --folders DIR.
 
     Each photo is committed on its own: good photos are kept, bad ones reported; a rerun skips
-    photos already enrolled, so an interrupted enrolment resumes where it stopped."""
-    from cnnkit.faces.recognition import enrol_photos, person_folders
+    photos already enrolled, so an interrupted enrollment resumes where it stopped."""
+    from cnnkit.data.folders import person_folders
+    from cnnkit.faces.recognition import enroll_photos
 
     if folders:
         if name or photos:
@@ -114,7 +102,7 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
     outcomes = []
     bar = progress_bar(len(items), "enrolling")
     try:
-        for outcome in enrol_photos(pipeline, gallery, items, largest=largest):
+        for outcome in enroll_photos(pipeline, gallery, items, largest=largest):
             outcomes.append(outcome)
             bar.update(1)
             if outcome.status == "error":
@@ -143,13 +131,13 @@ def verify(name: str, photo: str, threshold: float | None, method: str, encoder:
            db: str | None, fmt: str) -> None:
     """Is the face in PHOTO the enrolled person NAME? Exit 0 when it matches, 1 when it does not,
     2 on error. (No liveness check: a photo of a photo matches too.)"""
-    from cnnkit.faces.recognition import verify_photo
+    from cnnkit.faces.recognition import resolve_decision, verify_photo
 
     gallery = _gallery(db, create=False)
     pipeline = _pipeline(encoder, detector, device)
-    thr, head = _decision(gallery, pipeline, threshold, method)
-    result = verify_photo(pipeline, gallery, name, photo, threshold=thr, head=head)
-    emit(result.to_dict(), fmt)
+    decision = resolve_decision(gallery, pipeline, threshold=threshold, method=method)
+    result = verify_photo(pipeline, gallery, name, photo, decision)
+    emit(result.to_dict() | {"threshold_source": decision.threshold_source}, fmt)
     sys.exit(0 if result.match else 1)
 
 
@@ -162,7 +150,8 @@ def verify(name: str, photo: str, threshold: float | None, method: str, encoder:
 def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: float | None, method: str,
              encoder: str, detector: str, device: str, db: str | None, fmt: str) -> None:
     """Name every face in every PHOTO (directories are searched recursively), or "unknown" (null)."""
-    from cnnkit.faces.recognition import identify_photo, list_images
+    from cnnkit.data.folders import list_images
+    from cnnkit.faces.recognition import identify_photos, resolve_decision
 
     gallery = _gallery(db, create=False)
     if ef_search is not None:
@@ -170,28 +159,20 @@ def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: 
             raise click.UsageError("--ef-search needs a PostgreSQL gallery with an HNSW index")
         gallery.ef_search = ef_search
     pipeline = _pipeline(encoder, detector, device)
-    thr, head = _decision(gallery, pipeline, threshold, method)
-    results: list[dict[str, Any]] = []
-    errors = 0
+    decision = resolve_decision(gallery, pipeline, threshold=threshold, method=method)
     images = list_images(photos)
+    results = []
     with progress_bar(len(images), "identifying") as bar:
-        for image in images:
-            try:
-                faces = identify_photo(pipeline, gallery, image, threshold=thr.value, k=k, head=head)
-                results.append({"image": str(image), "faces": [f.to_dict() for f in faces]})
-            except EncoderMismatchError:
-                raise
-            except CnnkitError as exc:
-                errors += 1
-                bar.write(f"error: {exc}", file=sys.stderr)
-                results.append({"image": str(image), "faces": [], "error": str(exc)})
+        for result in identify_photos(pipeline, gallery, images, decision, k=k):
+            results.append(result)
+            if "error" in result:
+                bar.write(f"error: {result['error']}", file=sys.stderr)
             bar.update(1)
     rows = [{"image": r["image"], "box": f["box"], "name": f["name"] if f["name"] is not None else "unknown",
              "distance": f["distance"]} for r in results for f in r["faces"]]
-    emit({"threshold": thr.value, "threshold_source": thr.source, "method": "head" if head else "distance",
-          "results": results}, fmt,
+    emit(decision.to_dict() | {"results": results}, fmt,
          rows=rows, columns=["image", "box", "name", "distance"])
-    if errors:
+    if any("error" in r for r in results):
         sys.exit(2)
 
 
@@ -205,20 +186,15 @@ def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: 
 def compare(photo_a: str, photo_b: str, threshold: float | None, encoder: str, detector: str, device: str,
             fmt: str) -> None:
     """Do PHOTO_A and PHOTO_B show the same person? (No gallery.) Exit 0 same, 1 different."""
-    import numpy as np
+    from cnnkit.faces.recognition import compare as compare_photos
 
-    pipeline = _pipeline(encoder, detector, device)
-    a = pipeline.encode_one(photo_a, largest=True)
-    b = pipeline.encode_one(photo_b, largest=True)
-    thr = threshold if threshold is not None else pipeline.default_threshold
-    dist = float(np.linalg.norm(a.embedding.astype(np.float64) - b.embedding.astype(np.float64)))
-    emit({"image_a": photo_a, "image_b": photo_b, "distance": round(dist, 6), "threshold": thr,
-          "match": dist <= thr}, fmt)
-    sys.exit(0 if dist <= thr else 1)
+    result = compare_photos(photo_a, photo_b, pipeline=_pipeline(encoder, detector, device), threshold=threshold)
+    emit(result.to_dict(), fmt)
+    sys.exit(0 if result.match else 1)
 
 
 @face.command()
-@click.option("--remove", "remove", default=None, metavar="NAME", help="Delete NAME and all their encodings.")
+@click.option("--remove", "remove", default=None, metavar="NAME", help="Delete NAME and all their embeddings.")
 @db_option
 @format_option
 def people(remove: str | None, db: str | None, fmt: str) -> None:
@@ -226,19 +202,10 @@ def people(remove: str | None, db: str | None, fmt: str) -> None:
     gallery = _gallery(db, create=False)
     if remove is not None:
         n = gallery.remove_person(remove)
-        emit({"removed": remove, "encodings": n}, fmt)
+        emit({"removed": remove, "embeddings": n}, fmt)
         return
     rows = [{"name": p.name, "faces": p.faces, "enrolled": p.created_at} for p in gallery.people()]
     emit({"encoder": gallery.encoder_tag, "people": rows}, fmt, rows=rows, columns=["name", "faces", "enrolled"])
-
-
-def _pair_distances(pairs_path: str, root: str, encoder: str, detector: str, device: str):
-    from cnnkit.faces import pair_distances, read_pairs
-
-    pipeline = _pipeline(encoder, detector, device)
-    pairs = read_pairs(pairs_path)
-    distances, same, no_face = pair_distances(pipeline, pairs, root)
-    return pipeline, pairs, distances, same, no_face
 
 
 @face.command()
@@ -257,39 +224,16 @@ def calibrate(pairs_file: str, root: str, plot: str, store: bool, encoder: str, 
               db: str | None, fmt: str) -> None:
     """Choose the threshold on labelled pairs (LFW format): ROC, AUC, EER, TAR@FAR, and the
     best-accuracy threshold, stored in the gallery for this encoder."""
-    from cnnkit.eval import roc_curve, verification_report
+    from cnnkit.faces.pairs import calibrate_pairs
 
-    pipeline, _, distances, same, no_face = _pair_distances(pairs_file, root, encoder, detector, device)
-    report = verification_report(distances, same)
-    far, tar, _ = roc_curve(distances, same)
-    _plot_roc(far, tar, plot, title=f"{pipeline.tag}  AUC {report.auc:.4f}  EER {report.eer:.4f}")
-    if store:
-        gallery = _gallery(db)
-        gallery.set_setting(pipeline.tag, "threshold", {"value": report.threshold, "method": "calibrate",
-                                                        "pairs": Path(pairs_file).name, "accuracy": report.accuracy})
-        gallery.close()
-    out = report.to_dict() | {"encoder": pipeline.tag, "no_face": len(no_face), "roc_png": plot, "stored": store}
-    emit(out, fmt, rows=[{k: v for k, v in out.items()}])
-
-
-def _plot_roc(far, tar, path: str, *, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
-    ax.plot(far, tar, lw=1.5)
-    ax.set_xscale("symlog", linthresh=1e-3)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false acceptance rate")
-    ax.set_ylabel("true acceptance rate")
-    ax.set_title(title, fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    pipeline = _pipeline(encoder, detector, device)
+    gallery = _gallery(db) if store else None
+    try:
+        out = calibrate_pairs(pipeline, pairs_file, root, gallery=gallery, plot=plot)
+    finally:
+        if gallery is not None:
+            gallery.close()
+    emit(out, fmt, rows=[out])
 
 
 @face.command()
@@ -304,29 +248,9 @@ def _plot_roc(far, tar, path: str, *, title: str) -> None:
 def evaluate(pairs_file: str, root: str, train_file: str | None, encoder: str, detector: str, device: str,
              fmt: str) -> None:
     """The LFW protocol: 10-fold accuracy for a View 2 file, or train/test for View 1 files."""
-    import numpy as np
+    from cnnkit.faces.pairs import evaluate_pairs
 
-    from cnnkit.eval import best_threshold, kfold_accuracy, verification_report
-    from cnnkit.eval.verification import accuracy_at
-
-    pipeline, pairs, distances, same, no_face = _pair_distances(pairs_file, root, encoder, detector, device)
-    report = verification_report(distances, same)
-    folds = getattr(pairs, "folds", None)
-    if folds is not None and len(np.unique(folds)) > 1:
-        accs, thrs = kfold_accuracy(distances, same, folds)
-        threshold = float(np.mean(thrs))
-    elif train_file is not None:
-        _, _, d_train, y_train, nf_train = _pair_distances(train_file, root, encoder, detector, device)
-        threshold, _ = best_threshold(d_train, y_train)
-        accs = [accuracy_at(distances, same, threshold)]
-        no_face = list(no_face) + list(nf_train)
-    else:
-        raise click.UsageError("a View 1 pairs file needs --train PAIRS_TRAIN to choose the threshold on")
-    out = {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "folds": len(accs),
-           "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far,
-           "far_supported_down_to": report.far_supported_down_to, "threshold": threshold,
-           "no_face": len(set(no_face)), "pairs": report.pairs, "encoder": pipeline.tag}
-    emit(out, fmt)
+    emit(evaluate_pairs(_pipeline(encoder, detector, device), pairs_file, root, train_file=train_file), fmt)
 
 
 @face.command()
@@ -338,14 +262,12 @@ def evaluate(pairs_file: str, root: str, train_file: str | None, encoder: str, d
 @format_option
 def oneshot(data_dir: str, seeds: int, people: str | None, encoder: str, detector: str, device: str,
             fmt: str) -> None:
-    """One-shot identification on DATA_DIR (one sub-folder per person): per seed, enrol one random
+    """One-shot identification on DATA_DIR (one sub-folder per person): per seed, enroll one random
     photo per person in a fresh in-memory gallery and identify all the others; rank-1 mean and std.
     A model trained with `cnnkit train` encodes whole images as it was trained to."""
-    from cnnkit.nn.checkpoint import is_model_path
-    from cnnkit.train.oneshot import oneshot_eval, pipeline_encode_fn
+    from cnnkit.faces.oneshot import oneshot_eval
 
-    fn = encoder if is_model_path(encoder) else pipeline_encode_fn(_pipeline(encoder, detector, device))
-    emit(oneshot_eval(data_dir, fn, seeds=seeds, people=people, device=device), fmt)
+    emit(oneshot_eval(data_dir, _pipeline(encoder, detector, device), seeds=seeds, people=people), fmt)
 
 
 @face.group()

@@ -9,7 +9,7 @@ from cnnkit.cli._output import emit
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def head() -> None:
-    """The logistic "same person" head over two encodings (DeepFace-style)."""
+    """The logistic "same person" head over two embeddings (DeepFace-style)."""
 
 
 @head.command("train")
@@ -17,7 +17,7 @@ def head() -> None:
 @click.option("--root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Image root of an LFW-format pairs file (default: the file's folder).")
 @click.option("--encoder", default="dlib_resnet", show_default=True, help="Face encoder name or MODEL.")
-@click.option("--features", default="abs", show_default=True, help="Comma list of abs, sq, chi2 (chi2 only for non-negative encodings).")
+@click.option("--features", default="abs", show_default=True, help="Comma list of abs, sq, chi2 (chi2 only for non-negative embeddings).")
 @click.option("--pairs-per-person", default=20, show_default=True,
               help="When PAIRS is a folder of identities: same-person pairs sampled per person.")
 @click.option("--seed", default=0, show_default=True)

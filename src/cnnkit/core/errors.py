@@ -49,8 +49,16 @@ class StoreError(CnnkitError):
 
 
 class EncoderMismatchError(StoreError):
-    """Encodings of different encoders (name, version or weights) would be mixed in one gallery."""
+    """Embeddings of different encoders (name, version or weights) would be mixed in one gallery."""
 
 
 class WeightsError(CnnkitError):
     """A weights file is missing, corrupt, of the wrong shape or fails its checksum."""
+
+
+class ConfigError(CnnkitError, ValueError):
+    """A setting or option has a value the component does not accept; the message names it."""
+
+
+class DuplicateNameError(CnnkitError, ValueError):
+    """A second component was registered under a name already taken."""

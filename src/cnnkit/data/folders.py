@@ -90,7 +90,7 @@ def scan_identity_folder(root: str | os.PathLike[str], *, people: str | None = N
     kept: list[str] = []
     dropped = 0
     for name in names:
-        files = sorted((f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()),
+        files = sorted((f for f in (root / name).iterdir() if is_image_file(f)),
                        key=lambda f: _natural_key(f.name))
         mine = []
         for f in files:
@@ -109,6 +109,37 @@ def scan_identity_folder(root: str | os.PathLike[str], *, people: str | None = N
     if not paths:
         raise CnnkitError(f"{root}: no images found in person sub-folders")
     return FolderIndex(root, tuple(paths), tuple(labels), tuple(kept), dropped)
+
+
+def is_image_file(path: Path) -> bool:
+    """A file with one of :data:`IMAGE_SUFFIXES` (case-insensitive)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def list_images(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Expand directories (recursively, sorted) into image files; plain files are kept as given."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out += sorted(f for f in p.rglob("*") if is_image_file(f)) if p.is_dir() else [p]
+    return out
+
+
+def person_folders(root: str | os.PathLike[str]) -> list[tuple[str, list[Path]]]:
+    """``root/NAME/*.jpg`` (recursively) -> [(NAME, [photos...])], sorted by name; folders without
+    images are skipped.
+
+    Raises:
+        CnnkitError: ``root`` is not a folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise CnnkitError(f"{root}: not a folder of person folders")
+    people = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        photos = list_images([d])
+        if photos:
+            people.append((d.name, photos))
+    return people
 
 
 class IdentityFolder:

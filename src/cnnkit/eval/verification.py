@@ -150,3 +150,23 @@ def verification_report(distances: Any, same: Any, *, fars: Sequence[float] = (1
         threshold=thr, accuracy=acc, pairs=len(d), impostor_pairs=n_imp,
         far_supported_down_to=30.0 / n_imp if n_imp else float("inf"),
     )
+
+
+def lfw_accuracy(distances: Any, same: Any, *, folds: Sequence[int] | np.ndarray | None = None,
+                 train: tuple[Any, Any] | None = None) -> tuple[list[float], float]:
+    """The LFW protocol's accuracy: with several ``folds`` (View 2), :func:`kfold_accuracy`; else
+    (View 1) the threshold chosen on the ``train`` pairs ``(distances, same)`` scores these pairs.
+
+    Returns:
+        (accuracy per fold, the threshold: the folds' mean for View 2).
+
+    Raises:
+        ValueError: one fold and no ``train`` pairs.
+    """
+    if folds is not None and len(np.unique(folds)) > 1:
+        accs, thrs = kfold_accuracy(distances, same, folds)
+        return accs, float(np.mean(thrs))
+    if train is None:
+        raise ValueError("a View 1 pairs file needs training pairs to choose the threshold on")
+    threshold, _ = best_threshold(*train)
+    return [accuracy_at(distances, same, threshold)], threshold

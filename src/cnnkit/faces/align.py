@@ -58,7 +58,7 @@ RETINAFACE_TEMPLATE = np.array(
     ]
 )
 
-#: landmark kind -> template in the unit square
+#: landmark format -> template in the unit square
 TEMPLATES = {"dlib5": DLIB5_TEMPLATE, "retinaface": RETINAFACE_TEMPLATE}
 
 #: Where dlib's HOG detector puts its box, in the same unit square: (centre x, centre y, side).
@@ -115,10 +115,10 @@ def chip_points(template: np.ndarray, *, size: int = 150, padding: float = 0.25)
     return (padding + np.asarray(template, dtype=np.float64)) / (2 * padding + 1) * size
 
 
-def sp5_box(landmarks: np.ndarray, kind: str = "retinaface") -> tuple[float, float, float, float]:
+def sp5_box(landmarks: np.ndarray, landmark_format: str = "retinaface") -> tuple[float, float, float, float]:
     """A dlib-HOG-style square box (x1, y1, x2, y2) for the face with these (5, 2) landmarks."""
     check_shape(landmarks, "5 2", name="landmarks")
-    m = similarity_transform(TEMPLATES[kind], np.asarray(landmarks, dtype=np.float64))
+    m = similarity_transform(TEMPLATES[landmark_format], np.asarray(landmarks, dtype=np.float64))
     cx, cy, side = HOG_BOX_TEMPLATE
     centre = apply_transform(m, np.array([[cx, cy]]))[0]
     half = side * float(np.hypot(m[0, 0], m[1, 0])) / 2.0
@@ -129,7 +129,7 @@ def align_face(
     image: np.ndarray,
     landmarks: np.ndarray,
     *,
-    kind: str = "retinaface",
+    landmark_format: str = "retinaface",
     size: int = 150,
     padding: float = 0.25,
     template: np.ndarray | None = None,
@@ -138,12 +138,12 @@ def align_face(
 
     Args:
         image: uint8, shape (H, W, 3) RGB or (H, W) grey.
-        landmarks: shape (5, 2) in image pixels, in the convention ``kind`` (or (N, 2) matching
+        landmarks: shape (5, 2) in image pixels, in the convention ``landmark_format`` (or (N, 2) matching
             ``template``).
-        kind: landmark convention, a key of :data:`TEMPLATES` (ignored when ``template`` is given).
+        landmark_format: landmark convention, a key of :data:`TEMPLATES` (ignored when ``template`` is given).
         size: side of the square chip in pixels.
         padding: border around the template, as a fraction of its size (dlib's 0.25 by default).
-        template: unit-square template of shape (N, 2) overriding ``kind``.
+        template: unit-square template of shape (N, 2) overriding ``landmark_format``.
 
     Returns:
         the chip, uint8, shape (size, size, 3).
@@ -151,9 +151,9 @@ def align_face(
     rgb = as_rgb_uint8(image)
     lm = np.asarray(landmarks, dtype=np.float64)
     if template is None:
-        if kind not in TEMPLATES:
-            raise UnknownNameError(f"unknown landmark kind {kind!r}; known: {', '.join(TEMPLATES)}")
-        template = TEMPLATES[kind]
+        if landmark_format not in TEMPLATES:
+            raise UnknownNameError(f"unknown landmark_format {landmark_format!r}; known: {', '.join(TEMPLATES)}")
+        template = TEMPLATES[landmark_format]
     n = check_shape(template, "N 2", name="template")["N"]
     check_shape(lm, f"{n} 2", name="landmarks")
     dst = chip_points(template, size=size, padding=padding)
@@ -181,8 +181,8 @@ class FaceAligner:
     def __init__(self, *, size: int = 150, padding: float = 0.25) -> None:
         self.size, self.padding = size, padding
 
-    def __call__(self, image: np.ndarray, landmarks: np.ndarray, *, kind: str = "retinaface") -> np.ndarray:
-        return align_face(image, landmarks, kind=kind, size=self.size, padding=self.padding)
+    def __call__(self, image: np.ndarray, landmarks: np.ndarray, *, landmark_format: str = "retinaface") -> np.ndarray:
+        return align_face(image, landmarks, landmark_format=landmark_format, size=self.size, padding=self.padding)
 
     def __repr__(self) -> str:
         return f"FaceAligner(size={self.size}, padding={self.padding})"

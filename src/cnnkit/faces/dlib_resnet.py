@@ -2,7 +2,7 @@
 
 The ``dlib-bin`` wheel is built without BLAS, so dlib's own forward pass costs 0.2-0.8 s per face
 on this machine; the same network in PyTorch is an order of magnitude faster and gives the same
-encodings (``tests/faces/test_dlib_resnet.py`` compares both on real faces).
+embeddings (``tests/faces/test_dlib_resnet.py`` compares both on real faces).
 
 The file is dlib's serialisation of ``anet_type`` from dlib's ``dnn_face_recognition_ex.cpp``
 (a 29-convolution ResNet on 150x150 RGB chips, 128-d output). Layers are stored from the input

@@ -1,8 +1,8 @@
-"""Face encoders: aligned chips in, fixed-length encodings out, compared by Euclidean distance.
+"""Face encoders: aligned chips in, fixed-length embeddings out, compared by Euclidean distance.
 
 An encoder is built by name from a registry (:func:`load_face_encoder`); each one carries a
-``tag`` (name, version, first 16 hex digits of its weights' SHA-256) that every stored encoding
-keeps, so that encodings of different encoders are never mixed.
+``tag`` (name, version, first 16 hex digits of its weights' SHA-256) that every stored embedding
+keeps, so that embeddings of different encoders are never mixed.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 from cnnkit.core.checks import check_shape
 from cnnkit.core.download import sha256_file
 from cnnkit.core.errors import ShapeError, UnknownNameError, WeightsError
+from cnnkit.core.registry import Registry
 from cnnkit.faces.detect import dlib_model_path
 
 __all__ = [
@@ -30,12 +31,12 @@ __all__ = [
 
 @runtime_checkable
 class FaceEncoder(Protocol):
-    """Turns aligned face chips into encodings.
+    """Turns aligned face chips into embeddings.
 
     Attributes:
         name, version: identify the model; with ``weights_sha256`` they make up ``tag``.
-        dim: length D of an encoding.
-        default_threshold: Euclidean distance below which two encodings are the same person.
+        dim: length D of an embedding.
+        default_threshold: Euclidean distance below which two embeddings are the same person.
         chip_size, chip_padding: the chip :func:`~cnnkit.faces.align_face` must produce.
         whole_image: the model was trained on whole, tightly cropped photos: no detection, the
             whole image is the one "chip".
@@ -67,7 +68,7 @@ class FaceEncoder(Protocol):
 def encoder_tag(encoder: FaceEncoder) -> str:
     """The tag stored with every embedding and every per-encoder setting (threshold, head):
     ``name:version:<first 16 hex digits of the weights' SHA-256>``. The one place it is computed:
-    enrol, verify, identify, head training and calibration all read it from here."""
+    enroll, verify, identify, head training and calibration all read it from here."""
     return f"{encoder.name}:{encoder.version}:{encoder.weights_sha256[:16]}"
 
 
@@ -85,22 +86,17 @@ def embed_chips(encoder: FaceEncoder, chips: list[np.ndarray], *, flip: bool) ->
     return mean.astype(np.float32)
 
 
-_ENCODERS: dict[str, Callable[..., FaceEncoder]] = {}
+FACE_ENCODERS: Registry[Callable[..., FaceEncoder]] = Registry("face encoder")
 
 
 def register_face_encoder(name: str) -> Callable[[Callable[..., FaceEncoder]], Callable[..., FaceEncoder]]:
     """Class decorator: make an encoder loadable by ``name``."""
-
-    def wrap(factory: Callable[..., FaceEncoder]) -> Callable[..., FaceEncoder]:
-        _ENCODERS[name] = factory
-        return factory
-
-    return wrap
+    return FACE_ENCODERS.register(name)
 
 
 def list_face_encoders() -> list[str]:
     """Names accepted by :func:`load_face_encoder`."""
-    return sorted(_ENCODERS)
+    return FACE_ENCODERS.names()
 
 
 def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu", **options: Any) -> FaceEncoder:
@@ -113,8 +109,8 @@ def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cp
         options: passed to the encoder (e.g. ``backend="dlib"`` for ``dlib_resnet``).
     """
     key = os.fspath(name_or_path)
-    if key in _ENCODERS:
-        return _ENCODERS[key](device=device, **options)
+    if key in FACE_ENCODERS:
+        return FACE_ENCODERS.build(key, device=device, **options)
     if key.endswith(".dat"):
         if not os.path.isfile(key):
             raise WeightsError(f"{key}: no such weights file")
@@ -149,7 +145,7 @@ class DlibResNetEncoder:
         weights: a ``.dat`` file (default: the one in face-recognition-models).
         device: torch device for the ``"torch"`` backend.
         backend: ``"torch"`` runs the same network, read from the ``.dat`` file, in PyTorch
-            (:mod:`cnnkit.faces.dlib_resnet`; same encodings to about 1e-6, several times faster
+            (:mod:`cnnkit.faces.dlib_resnet`; same embeddings to about 1e-6, several times faster
             than the BLAS-less dlib wheel); ``"dlib"`` calls dlib itself.
         num_jitters: dlib backend only: dlib's random jitter averaging (0 = none).
     """
@@ -213,7 +209,7 @@ class DlibResNetEncoder:
             crops: N chips, each uint8 of shape (150, 150, 3) RGB.
 
         Returns:
-            encodings, float32 of shape (N, 128).
+            embeddings, float32 of shape (N, 128).
         """
         crops = list(crops)
         _check_crops(crops, self.chip_size)

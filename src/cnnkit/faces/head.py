@@ -4,7 +4,7 @@ labelled pairs with the encoder frozen, and comparing it with a calibrated dista
 Pairs come from an LFW-format pairs file (images under ``root``), or are sampled from a folder of
 identities. Every image is embedded by one :class:`~cnnkit.faces.FacePipeline` (detection +
 alignment, or the whole image for a model trained on whole photos), so the head is stored under
-the same encoder tag that enrol, verify and identify use.
+the same encoder tag that enroll, verify and identify use.
 """
 from __future__ import annotations
 

@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 
 from cnnkit.core.download import sha256_file
+from cnnkit.core.euclidean import euclidean_rows
 from cnnkit.core.errors import CnnkitError, InvalidImageError
 from cnnkit.core.paths import cache_dir as default_cache_dir
 
-__all__ = ["PairsFormatError", "Pair", "PairsFile", "read_pairs", "lfw_image_path", "pair_distances", "EncodingCache"]
+__all__ = ["PairsFormatError", "Pair", "PairsFile", "read_pairs", "lfw_image_path", "pair_distances", "EmbeddingCache",
+           "evaluate_pairs", "calibrate_pairs"]
 
 
 class PairsFormatError(CnnkitError, ValueError):
@@ -135,11 +137,11 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsFile:
     return PairsFile(path=str(p), n_folds=n_folds, per_fold=per_fold, pairs=tuple(pairs))
 
 
-class EncodingCache:
-    """Encodings on disk, keyed by (file SHA-256, pipeline configuration).
+class EmbeddingCache:
+    """Embeddings on disk, keyed by (file SHA-256, pipeline configuration).
 
     One ``.npz`` per pipeline configuration (the encoder tag plus the detector settings and the
-    alignment, so that changing any of them never reuses a stale encoding) under
+    alignment, so that changing any of them never reuses a stale embedding) under
     ``cache_dir()/face_encodings``. A file without a usable face is remembered as such.
     """
 
@@ -159,7 +161,7 @@ class EncodingCache:
                         self.entries[sha] = None if row < 0 else vecs[row]
 
     def get(self, sha: str) -> tuple[bool, np.ndarray | None]:
-        """(known, encoding or None when the file had no face)."""
+        """(known, embedding or None when the file had no face)."""
         return (sha in self.entries, self.entries.get(sha))
 
     def put(self, sha: str, vec: np.ndarray | None) -> None:
@@ -196,10 +198,10 @@ def encode_files(
     """Encode the main face (``largest=True``) of every file, through the on-disk cache.
 
     Returns:
-        file -> encoding (D,) float32, or the error (no face, unreadable file).
+        file -> embedding (D,) float32, or the error (no face, unreadable file).
     """
     files = list(dict.fromkeys(files))
-    cache = EncodingCache(pipeline.config_key, cache_dir)
+    cache = EmbeddingCache(pipeline.config_key, cache_dir)
     out: dict[Path, np.ndarray | CnnkitError] = {}
     todo: list[Path] = []
     shas: dict[Path, str] = {}
@@ -218,7 +220,7 @@ def encode_files(
         if progress:
             from tqdm import tqdm
 
-            items = tqdm(items, total=len(todo), desc="encoding", unit="img")
+            items = tqdm(items, total=len(todo), desc="embedding", unit="img")
         try:
             for n, (f, res) in enumerate(items, 1):
                 if isinstance(res, CnnkitError):
@@ -249,7 +251,7 @@ def pair_distances(
             ``config_key``).
         pairs: from :func:`read_pairs`.
         root: the folder holding one sub-folder per person.
-        cache_dir: where encodings are cached (default ``cache_dir()/face_encodings``).
+        cache_dir: where embeddings are cached (default ``cache_dir()/face_encodings``).
 
     Returns:
         distances float64 (P,) with NaN where either image has no face; labels bool (P,);
@@ -262,6 +264,55 @@ def pair_distances(
     for k, p in enumerate(pairs.pairs):
         a, b = enc[images[(p.name_a, p.index_a)]], enc[images[(p.name_b, p.index_b)]]
         if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-            dist[k] = float(np.linalg.norm(a.astype(np.float64) - b.astype(np.float64)))
+            dist[k] = float(euclidean_rows(a, b))
     no_face = sorted(str(f.relative_to(root)) for f, v in enc.items() if not isinstance(v, np.ndarray))
     return dist, pairs.labels, no_face
+
+
+def evaluate_pairs(pipeline: Any, pairs_file: str | os.PathLike[str], root: str | os.PathLike[str], *,
+                   train_file: str | os.PathLike[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """The LFW protocol on a pairs file: 10-fold accuracy for a View 2 file, or for a View 1 file
+    the accuracy at the threshold chosen on ``train_file`` (:func:`~cnnkit.eval.verification.lfw_accuracy`),
+    with the ROC summary of the pairs.
+
+    Raises:
+        PairsFormatError: a View 1 file without ``train_file`` (or a malformed file).
+    """
+    from cnnkit.eval.verification import lfw_accuracy, verification_report
+
+    pairs = read_pairs(pairs_file)
+    distances, same, no_face = pair_distances(pipeline, pairs, root, progress=progress)
+    train = None
+    if pairs.n_folds == 1:
+        if train_file is None:
+            raise PairsFormatError(pairs_file, "a View 1 pairs file needs --train PAIRS_TRAIN to choose the threshold on")
+        d_train, y_train, nf_train = pair_distances(pipeline, read_pairs(train_file), root, progress=progress)
+        train, no_face = (d_train, y_train), list(no_face) + list(nf_train)
+    accs, threshold = lfw_accuracy(distances, same, folds=pairs.folds, train=train)
+    report = verification_report(distances, same)
+    return {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "folds": len(accs),
+            "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far,
+            "far_supported_down_to": report.far_supported_down_to, "threshold": threshold,
+            "no_face": len(set(no_face)), "pairs": report.pairs, "encoder": pipeline.tag}
+
+
+def calibrate_pairs(pipeline: Any, pairs_file: str | os.PathLike[str], root: str | os.PathLike[str], *,
+                    gallery: Any = None, plot: str | os.PathLike[str] | None = None, progress: bool = True
+                    ) -> dict[str, Any]:
+    """Choose the threshold on labelled pairs: ROC, AUC, EER, TAR@FAR and the best-accuracy
+    threshold; with ``gallery``, store it as this encoder's ``"threshold"`` setting
+    (:func:`~cnnkit.faces.recognition.calibration_setting`); with ``plot``, write the ROC PNG."""
+    from cnnkit.eval.plot import plot_roc
+    from cnnkit.eval.verification import roc_curve, verification_report
+    from cnnkit.faces.recognition import calibration_setting
+
+    distances, same, no_face = pair_distances(pipeline, read_pairs(pairs_file), root, progress=progress)
+    report = verification_report(distances, same)
+    if plot is not None:
+        far, tar, _ = roc_curve(distances, same)
+        plot_roc(far, tar, plot, title=f"{pipeline.tag}  AUC {report.auc:.4f}  EER {report.eer:.4f}")
+    if gallery is not None:
+        gallery.set_setting(pipeline.tag, "threshold", calibration_setting(
+            report.threshold, pairs=Path(pairs_file).name, accuracy=report.accuracy))
+    return report.to_dict() | {"encoder": pipeline.tag, "no_face": len(no_face),
+                               "roc_png": None if plot is None else os.fspath(plot), "stored": gallery is not None}

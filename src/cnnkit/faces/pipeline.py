@@ -69,8 +69,8 @@ class FacePipeline:
         detector_options: further :class:`~cnnkit.faces.detect.DetectorConfig` fields.
 
     Attributes:
-        tag: the encoder's tag (stored with every encoding).
-        dim: encoding length.
+        tag: the encoder's tag (stored with every embedding).
+        dim: embedding length.
         default_threshold: the encoder's Euclidean distance threshold.
     """
 
@@ -120,7 +120,7 @@ class FacePipeline:
 
     @property
     def config_key(self) -> str:
-        """Everything that changes an encoding: encoder tag, detector, its settings, alignment."""
+        """Everything that changes an embedding: encoder tag, detector, its settings, alignment."""
         cfg = self.detector.config
         settings = ",".join(f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if f.name != "threads")
         return f"{self.tag}|{self.detector.tag}|{settings}|align={self.alignment}" + ("|flip" if self.flip else "")
@@ -144,22 +144,22 @@ class FacePipeline:
         if self.encoder.whole_image:
             h, w = rgb.shape[:2]
             return [Detection(box=(0.0, 0.0, float(w), float(h)), score=1.0,
-                              landmarks=np.zeros((5, 2), np.float32), kind="whole")]
+                              landmarks=np.zeros((5, 2), np.float32), landmark_format="none")]
         return self.detector.detect(rgb)
 
     def align(self, rgb: np.ndarray, det: Detection) -> np.ndarray:
         """The encoder's chip for one detection, uint8 (S, S, 3) (the whole image for ``whole_image``)."""
-        if det.kind == "whole":
+        if self.encoder.whole_image:
             return rgb
         size, padding = self.encoder.chip_size, self.encoder.chip_padding
-        if self.alignment in ("sp5", "joint") and det.kind != "dlib5":
-            dlib_points = self._sp5(rgb, sp5_box(det.landmarks, det.kind))
+        if self.alignment in ("sp5", "joint") and det.landmark_format != "dlib5":
+            dlib_points = self._sp5(rgb, sp5_box(det.landmarks, det.landmark_format))
             if self.alignment == "sp5":
-                return align_face(rgb, dlib_points, kind="dlib5", size=size, padding=padding)
+                return align_face(rgb, dlib_points, landmark_format="dlib5", size=size, padding=padding)
             points = np.vstack([det.landmarks, dlib_points])
-            template = np.vstack([TEMPLATES[det.kind], TEMPLATES["dlib5"]])
+            template = np.vstack([TEMPLATES[det.landmark_format], TEMPLATES["dlib5"]])
             return align_face(rgb, points, template=template, size=size, padding=padding)
-        return align_face(rgb, det.landmarks, kind=det.kind, size=size, padding=padding)
+        return align_face(rgb, det.landmarks, landmark_format=det.landmark_format, size=size, padding=padding)
 
     def encode(self, chips: list[np.ndarray]) -> np.ndarray:
         """Embeddings of aligned chips, float32 (N, D) (:func:`~cnnkit.faces.encoders.embed_chips`)."""

@@ -1,24 +1,26 @@
-"""Enrol, verify and identify against a gallery: the main job, as library functions the CLI calls.
+"""Enroll, verify and identify against a gallery: the main job, as library functions the CLI (and
+any service) calls.
 
-Distances are Euclidean between encodings; "same person" when ``distance <= threshold``. Where the
-threshold comes from, in order: an explicit value; the value ``cnnkit face calibrate`` stored in the
-gallery for this encoder; otherwise it is estimated from the gallery itself (:func:`gallery_threshold`).
+Distances are Euclidean between embeddings; "same person" when ``distance <= threshold``, or, with a
+binary head stored for the encoder, when the head's P(same person) > 0.5. What decides is one
+:class:`Decision`, resolved by :func:`resolve_decision`: the threshold, in order, an explicit value;
+the value ``cnnkit face calibrate`` stored in the gallery for this encoder; otherwise one estimated
+from the gallery itself (:func:`gallery_threshold`), stored in the gallery beside the gallery's
+revision and reused until a face is added or removed.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from cnnkit.core.download import sha256_file
-from cnnkit.core.euclidean import euclidean_rows
+from cnnkit.core.euclidean import euclidean_matrix, euclidean_rows
 from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError
 from cnnkit.store.base import FaceSource, Gallery, Match, check_tag
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".ppm", ".gif", ".tif", ".tiff"}
 
 #: estimated false-positive identification rate the automatic threshold aims for
 AUTO_FPIR = 0.01
@@ -34,37 +36,7 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
         raise InvalidImageError(path, exc.strerror or str(exc)) from exc
 
 
-def list_images(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Expand directories (recursively, sorted) into image files; plain files are kept as given."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(p)
-    return out
-
-
-def person_folders(root: str | os.PathLike[str]) -> list[tuple[str, list[Path]]]:
-    """``root/NAME/*.jpg`` -> [(NAME, [photos...])], sorted by name; empty folders are skipped."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InvalidImageError(root, "not a directory of person folders")
-    people = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        photos = list_images([d])
-        if photos:
-            people.append((d.name, photos))
-    return people
-
-
 # -- thresholds -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Threshold:
-    value: float
-    source: str  # "explicit" | "calibrated" | "gallery" | "default"
-
 
 def gallery_threshold(gallery: Gallery, default: float, *, fpir: float = AUTO_FPIR,
                       max_people: int = 2000, seed: int = 0) -> float:
@@ -89,32 +61,112 @@ def gallery_threshold(gallery: Gallery, default: float, *, fpir: float = AUTO_FP
     if k > max_people:
         keep = np.isin(labels, np.random.default_rng(seed).choice(k, max_people, replace=False))
         matrix, labels = matrix[keep], labels[keep]
-    m = matrix.astype(np.float64)
-    sq = (m * m).sum(1)
-    d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * m @ m.T, 0.0))
-    iu = np.triu_indices(len(m), 1)
+    d = euclidean_matrix(matrix, matrix)
+    iu = np.triu_indices(len(matrix), 1)
     between = d[iu][labels[iu[0]] != labels[iu[1]]]
     far = 1.0 - (1.0 - fpir) ** (1.0 / k)
     tau = NormalDist(float(between.mean()), float(between.std()) or 1e-9).inv_cdf(far)
     return float(min(default, tau))
 
 
-def resolve_threshold(gallery: Gallery | None, tag: str, default: float, explicit: float | None = None) -> Threshold:
-    if explicit is not None:
-        return Threshold(float(explicit), "explicit")
-    if gallery is not None:
-        stored = gallery.get_setting(tag, "threshold")
-        if stored is not None:
-            return Threshold(float(stored["value"] if isinstance(stored, dict) else stored), "calibrated")
-        if gallery.encoder_tag is not None:
-            return Threshold(gallery_threshold(gallery, default), "gallery")
-    return Threshold(float(default), "default")
+# -- the decision -----------------------------------------------------------------------------------
 
+#: ``method`` values of :func:`resolve_decision`
+METHODS = ("auto", "distance", "head")
 
-# -- enrolment --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class EnrolOutcome:
+class Decision:
+    """What decides "same person" on one gallery for one encoder.
+
+    Attributes:
+        method: ``"distance"`` (``distance <= threshold``) or ``"head"`` (P(same) > 0.5).
+        threshold: the distance threshold (reported with the head too).
+        threshold_source: ``"explicit"``, ``"calibrated"``, ``"gallery"`` or ``"default"``.
+        head: the stored head's JSON spec when ``method == "head"``.
+    """
+
+    method: str
+    threshold: float
+    threshold_source: str
+    head: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "threshold": round(self.threshold, 6), "threshold_source": self.threshold_source}
+
+
+#: the gallery setting under which the estimated threshold is kept with the revision it holds for
+GALLERY_THRESHOLD = "gallery_threshold"
+
+
+def _estimated_threshold(gallery: Gallery, tag: str, default: float) -> float:
+    """:func:`gallery_threshold`, computed once per gallery revision and kept in the gallery."""
+    revision = gallery.revision
+    cached = gallery.get_setting(tag, GALLERY_THRESHOLD)
+    if isinstance(cached, dict) and cached.get("revision") == revision and cached.get("default") == default:
+        return float(cached["value"])
+    value = gallery_threshold(gallery, default)
+    gallery.set_setting(tag, GALLERY_THRESHOLD, {"value": value, "revision": revision, "default": default,
+                                                 "fpir": AUTO_FPIR})
+    return value
+
+
+def _stored_threshold(stored: Any) -> float:
+    """The value of a ``"threshold"`` setting (:func:`calibration_setting`'s schema)."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("value"), (int, float)):
+        raise CnnkitError(f"the stored threshold setting {stored!r} is not {{\"value\": <number>, ...}}; "
+                          "run `cnnkit face calibrate` again")
+    return float(stored["value"])
+
+
+def calibration_setting(threshold: float, *, pairs: str, accuracy: float) -> dict[str, Any]:
+    """The ``"threshold"`` setting ``cnnkit face calibrate`` stores for an encoder tag."""
+    return {"value": float(threshold), "method": "calibrate", "pairs": pairs, "accuracy": float(accuracy)}
+
+
+def resolve_decision(gallery: Gallery | None, encoder: Any, *, threshold: float | None = None,
+                     method: str = "auto") -> Decision:
+    """The :class:`Decision` for ``gallery`` and ``encoder`` (anything with ``tag`` and
+    ``default_threshold``: a pipeline or a face encoder).
+
+    Args:
+        threshold: an explicit distance threshold; with ``method="auto"`` it means: decide by distance.
+        method: ``"distance"``; ``"head"`` (a head must be stored for the encoder's tag); ``"auto"``:
+            the head when ``cnnkit head train --db`` stored it as the better method, else distance.
+
+    Reads a few settings rows; the gallery itself is read only to estimate a threshold, once per
+    gallery revision (the estimate is stored in the gallery).
+
+    Raises:
+        UnknownNameError: ``method="head"`` and no head stored, or an unknown method.
+    """
+    if method not in METHODS:
+        raise UnknownNameError(f"unknown --method {method!r}; known: {', '.join(METHODS)}")
+    tag, default = encoder.tag, float(encoder.default_threshold)
+    if threshold is not None:
+        thr, source = float(threshold), "explicit"
+    elif gallery is None:
+        thr, source = default, "default"
+    elif (stored := gallery.get_setting(tag, "threshold")) is not None:
+        thr, source = _stored_threshold(stored), "calibrated"
+    elif gallery.encoder_tag is not None:
+        thr, source = _estimated_threshold(gallery, tag, default), "gallery"
+    else:
+        thr, source = default, "default"
+    if gallery is None or method == "distance" or (method == "auto" and threshold is not None):
+        return Decision("distance", thr, source)
+    head = gallery.get_setting(tag, "head")
+    if method == "head" and head is None:
+        raise UnknownNameError(f"no binary head stored for encoder {tag!r}; train one with `cnnkit head train --db`")
+    if method == "auto" and (head is None or gallery.get_setting(tag, "method") != "head"):
+        return Decision("distance", thr, source)
+    return Decision("head", thr, source, head)
+
+
+# -- enrollment --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EnrollOutcome:
     image: str
     name: str
     status: str  # "enrolled" | "skipped" | "error"
@@ -126,27 +178,40 @@ class EnrolOutcome:
                 "box": None if self.box is None else [round(v, 1) for v in self.box]}
 
 
-def enrol_photos(pipeline: Any, gallery: Gallery, items: Sequence[tuple[str, Path]], *, largest: bool = False,
-                 skip_existing: bool = True, on_progress: Callable[[EnrolOutcome], None] | None = None
-                 ) -> Iterator[EnrolOutcome]:
-    """Enrol each (name, photo): one transaction per photo, so every good photo is committed and
-    every bad one reported; an interruption loses at most the photo in flight. Photos already in
-    the gallery (same SHA-256) are skipped, which makes a rerun resume where it stopped."""
+def enroll_photos(pipeline: Any, gallery: Gallery, items: Sequence[tuple[str, str | os.PathLike[str]]], *,
+                  largest: bool = False, skip_existing: bool = True,
+                  on_progress: Callable[[EnrollOutcome], None] | None = None) -> Iterator[EnrollOutcome]:
+    """Enroll each (name, photo), embedding in batches (``pipeline.encode_many``) and writing one
+    transaction per photo, so every good photo is committed and every bad one reported; an
+    interruption loses at most the batch in flight. Photos already in the gallery (same SHA-256)
+    are skipped, which makes a rerun resume where it stopped."""
     check_tag(gallery.encoder_tag, pipeline.tag)
-    for name, photo in items:
+    todo: dict[int, tuple[str, str]] = {}
+    ready: dict[int, EnrollOutcome] = {}
+    for i, (name, photo) in enumerate(items):
         try:
             digest = sha256_of(photo)
-            if skip_existing and gallery.has_source(digest):
-                outcome = EnrolOutcome(str(photo), name, "skipped", "already enrolled")
+        except CnnkitError as exc:
+            ready[i] = EnrollOutcome(str(photo), name, "error", str(exc))
+            continue
+        if skip_existing and gallery.has_source(digest):
+            ready[i] = EnrollOutcome(str(photo), name, "skipped", "already enrolled")
+        else:
+            todo[i] = (name, digest)
+    encoded = pipeline.encode_many((items[i][1] for i in todo), largest=largest)
+    pending = iter(todo.items())
+    for i in range(len(items)):
+        if i in todo:
+            j, (name, digest) = next(pending)
+            photo, face = next(encoded)
+            if isinstance(face, CnnkitError):
+                outcome = EnrollOutcome(str(photo), name, "error", str(face))
             else:
-                face = pipeline.encode_one(photo, largest=largest)
                 gallery.add_faces(name, face.embedding[None, :], tag=pipeline.tag,
                                   sources=[FaceSource(Path(photo).name, digest, tuple(face.box))])
-                outcome = EnrolOutcome(str(photo), name, "enrolled", box=tuple(face.box))
-        except EncoderMismatchError:
-            raise
-        except CnnkitError as exc:
-            outcome = EnrolOutcome(str(photo), name, "error", str(exc))
+                outcome = EnrollOutcome(str(photo), name, "enrolled", box=tuple(face.box))
+        else:
+            outcome = ready[i]
         if on_progress is not None:
             on_progress(outcome)
         yield outcome
@@ -165,43 +230,44 @@ class Verification:
 
     def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "image": self.image, "distance": round(self.distance, 6),
-               "threshold": round(self.threshold, 6), "match": self.match}
+               "threshold": round(self.threshold, 6), "match": self.match,
+               "method": "distance" if self.probability is None else "head"}
         if self.probability is not None:
-            out |= {"method": "head", "probability": round(self.probability, 6)}
+            out["probability"] = round(self.probability, 6)
         return out
 
 
-def stored_head(gallery: Gallery, tag: str, method: str) -> dict[str, Any] | None:
-    """The binary head to decide with: ``method`` is ``"distance"``, ``"head"`` (it must exist), or
-    ``"auto"`` (the head when ``cnnkit head train`` stored it as this encoder's better method)."""
-    if method == "distance":
-        return None
-    head = gallery.get_setting(tag, "head")
-    if method == "head":
-        if head is None:
-            raise UnknownNameError(f"no binary head stored for encoder {tag!r}; train one with `cnnkit head train --db`")
-        return head
-    return head if head is not None and gallery.get_setting(tag, "method") == "head" else None
-
-
-def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.PathLike[str], *,
-                 threshold: Threshold, largest: bool = True, head: dict[str, Any] | None = None) -> Verification:
-    """Is the (largest) face in ``photo`` the enrolled person ``name``? One encoder pass.
-
-    With a binary ``head``, the decision is P(same person) > 0.5 against the person's closest
-    stored encoding; otherwise ``distance <= threshold``."""
+def _own_embeddings(gallery: Gallery, name: str) -> np.ndarray:
     own, _ = gallery.faces_of(name)
     if len(own) == 0:
         raise UnknownNameError(f"{name!r} is not enrolled in this gallery")
-    check_tag(gallery.encoder_tag, pipeline.tag)
-    face = pipeline.encode_one(photo, largest=largest)
-    dist = float(euclidean_rows(own, face.embedding).min())
-    if head is not None:
+    return own
+
+
+def verify_embedding(gallery: Gallery, name: str, embedding: np.ndarray, decision: Decision, *,
+                     image: str = "", own: np.ndarray | None = None) -> Verification:
+    """Is ``embedding`` (D,) the enrolled person ``name``? Reads only that person's embeddings
+    (:meth:`Gallery.faces_of`; or ``own`` (N, D) when the caller has them). With a head decision,
+    P(same person) > 0.5 against the person's most probable stored embedding; otherwise
+    ``distance <= threshold`` to the closest one."""
+    own = _own_embeddings(gallery, name) if own is None else own
+    emb = np.asarray(embedding, dtype=np.float32)
+    dist = float(euclidean_rows(own, emb).min())
+    if decision.head is not None:
         from cnnkit.nn.heads import head_probability
 
-        p = float(head_probability(head, face.embedding[None, :], own).max())
-        return Verification(name, str(photo), dist, 0.5, p > 0.5, p)
-    return Verification(name, str(photo), dist, threshold.value, dist <= threshold.value)
+        p = float(head_probability(decision.head, emb[None, :], own).max())
+        return Verification(name, image, dist, decision.threshold, p > 0.5, p)
+    return Verification(name, image, dist, decision.threshold, dist <= decision.threshold)
+
+
+def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.PathLike[str], decision: Decision, *,
+                 largest: bool = True) -> Verification:
+    """:func:`verify_embedding` of the (main) face in ``photo``: one encoder pass."""
+    check_tag(gallery.encoder_tag, pipeline.tag)
+    own = _own_embeddings(gallery, name)  # before the encoder runs
+    face = pipeline.encode_one(photo, largest=largest)
+    return verify_embedding(gallery, name, face.embedding, decision, image=str(photo), own=own)
 
 
 @dataclass(frozen=True)
@@ -218,34 +284,107 @@ class IdentifiedFace:
 
 
 def identify_faces(embeddings: np.ndarray, boxes: Sequence[tuple[float, float, float, float]], gallery: Gallery,
-                   *, threshold: float, k: int = 5, head: dict[str, Any] | None = None) -> list[IdentifiedFace]:
-    """Name each face (or None when its nearest person is farther than ``threshold``).
+                   decision: Decision, *, k: int = 5) -> list[IdentifiedFace]:
+    """Name each face (or None when its nearest person is farther than the threshold).
 
-    With a binary ``head``, the k nearest people are re-scored by P(same person) against their
-    stored encodings, and the most probable one is named when that probability exceeds 0.5. Only
-    the candidates' encodings are read (``Gallery.faces_of``): O(k m) for k people of m encodings,
+    With a head decision, the k nearest people are re-scored by P(same person) against their
+    stored embeddings, and the most probable one is named when that probability exceeds 0.5. Only
+    the candidates' embeddings are read (``Gallery.faces_of``): O(k m) for k people of m embeddings,
     whatever the gallery's size."""
     if len(embeddings) == 0:
         return []
     emb = np.asarray(embeddings, np.float32)
-    if head is not None:
-        from cnnkit.nn.heads import head_probability
     out = []
     for e, box, matches in zip(emb, boxes, gallery.search(emb, k=k)):
         best = matches[0] if matches else None
-        name = best.name if best is not None and best.distance <= threshold else None
-        if head is not None and matches:
-            probs = [float(head_probability(head, e[None, :], gallery.faces_of(m.name)[0]).max()) for m in matches]
+        name = best.name if best is not None and best.distance <= decision.threshold else None
+        if decision.head is not None and matches:
+            from cnnkit.nn.heads import head_probability
+
+            probs = [float(head_probability(decision.head, e[None, :], gallery.faces_of(m.name)[0]).max())
+                     for m in matches]
             i = int(np.argmax(probs))
             best, name = matches[i], (matches[i].name if probs[i] > 0.5 else None)
         out.append(IdentifiedFace(tuple(box), name, None if best is None else best.distance, matches))
     return out
 
 
-def identify_photo(pipeline: Any, gallery: Gallery, photo: str | os.PathLike[str], *, threshold: float,
-                   k: int = 5, head: dict[str, Any] | None = None) -> list[IdentifiedFace]:
+def identify_photo(pipeline: Any, gallery: Gallery, photo: str | os.PathLike[str], decision: Decision, *,
+                   k: int = 5) -> list[IdentifiedFace]:
     """Every face in ``photo``, each named or unknown."""
     check_tag(gallery.encoder_tag, pipeline.tag)
     faces = pipeline.faces(photo)
     emb = np.stack([f.embedding for f in faces]) if faces else np.empty((0, pipeline.dim), np.float32)
-    return identify_faces(emb, [f.box for f in faces], gallery, threshold=threshold, k=k, head=head)
+    return identify_faces(emb, [f.box for f in faces], gallery, decision, k=k)
+
+
+def identify_photos(pipeline: Any, gallery: Gallery, photos: Sequence[str | os.PathLike[str]], decision: Decision,
+                    *, k: int = 5) -> Iterator[dict[str, Any]]:
+    """``{"image", "faces": [...]}`` per photo, in order; a photo that fails gets ``"error"`` (its
+    message) and no faces instead of stopping the run (an encoder mismatch still raises)."""
+    check_tag(gallery.encoder_tag, pipeline.tag)
+    for photo in photos:
+        try:
+            faces = identify_photo(pipeline, gallery, photo, decision, k=k)
+        except EncoderMismatchError:
+            raise
+        except CnnkitError as exc:
+            yield {"image": str(photo), "faces": [], "error": str(exc)}
+        else:
+            yield {"image": str(photo), "faces": [f.to_dict() for f in faces]}
+
+
+# -- the public face API (face_recognition's names) -------------------------------------------------
+
+@dataclass(frozen=True)
+class Comparison:
+    image_a: str
+    image_b: str
+    distance: float
+    threshold: float
+
+    @property
+    def match(self) -> bool:
+        return self.distance <= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image_a": self.image_a, "image_b": self.image_b, "distance": round(self.distance, 6),
+                "threshold": self.threshold, "match": self.match}
+
+
+def _default_pipeline(pipeline: Any) -> Any:
+    if pipeline is not None:
+        return pipeline
+    from cnnkit.faces.pipeline import FacePipeline
+
+    return FacePipeline()
+
+
+def compare(image_a: Any, image_b: Any, *, pipeline: Any = None, threshold: float | None = None) -> Comparison:
+    """Do two photos (paths or RGB arrays) show the same person? The main face of each is taken;
+    ``threshold`` defaults to the encoder's. No gallery."""
+    pipeline = _default_pipeline(pipeline)
+    a, b = pipeline.encode_one(image_a, largest=True), pipeline.encode_one(image_b, largest=True)
+    thr = float(pipeline.default_threshold if threshold is None else threshold)
+    return Comparison(str(image_a), str(image_b), float(euclidean_rows(a.embedding, b.embedding)), thr)
+
+
+def enroll(gallery: Gallery, name: str, photos: Sequence[str | os.PathLike[str]], *, pipeline: Any = None,
+           largest: bool = False) -> list[EnrollOutcome]:
+    """Enroll ``name`` from photos (one is enough); see :func:`enroll_photos`."""
+    return list(enroll_photos(_default_pipeline(pipeline), gallery, [(name, p) for p in photos], largest=largest))
+
+
+def verify(gallery: Gallery, name: str, photo: Any, *, pipeline: Any = None, decision: Decision | None = None
+           ) -> Verification:
+    """Is the face in ``photo`` the enrolled ``name``? ``decision`` defaults to :func:`resolve_decision`'s
+    (resolve it once and pass it in to verify many photos)."""
+    pipeline = _default_pipeline(pipeline)
+    return verify_photo(pipeline, gallery, name, photo, decision or resolve_decision(gallery, pipeline))
+
+
+def identify(gallery: Gallery, photo: Any, *, pipeline: Any = None, decision: Decision | None = None, k: int = 5
+             ) -> list[IdentifiedFace]:
+    """Every face in ``photo``, named or unknown (``name is None``)."""
+    pipeline = _default_pipeline(pipeline)
+    return identify_photo(pipeline, gallery, photo, decision or resolve_decision(gallery, pipeline), k=k)

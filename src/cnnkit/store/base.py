@@ -1,21 +1,18 @@
 """The gallery contract shared by every backend (SQLite here, PostgreSQL + pgvector in
-``store.pgvector``): people, their face encodings tagged by encoder, exact k-nearest-people search,
+``store.pgvector``): people, their face embeddings tagged by encoder, exact k-nearest-people search,
 and per-encoder settings (calibrated threshold, binary head)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from cnnkit.core.errors import EncoderMismatchError, StoreError
 
-SCHEMA_VERSION = 1
-
-
 @dataclass(frozen=True)
 class FaceSource:
-    """Where an encoding came from: file name, its SHA-256 and the face box (x1, y1, x2, y2)."""
+    """Where an embedding came from: file name, its SHA-256 and the face box (x1, y1, x2, y2)."""
     file_name: str | None = None
     sha256: str | None = None
     box: tuple[float, float, float, float] | None = None
@@ -24,7 +21,7 @@ class FaceSource:
 @dataclass(frozen=True)
 class Match:
     name: str
-    distance: float  # Euclidean distance to this person's closest stored encoding
+    distance: float  # Euclidean distance to this person's closest stored embedding
 
 
 @dataclass(frozen=True)
@@ -40,6 +37,7 @@ class Gallery(Protocol):
 
     encoder_tag: str | None
     dim: int | None
+    revision: int  # raised by every add and remove: what cached decisions are keyed on
 
     def add_faces(self, name: str, embeddings: np.ndarray, *, tag: str,
                   sources: Sequence[FaceSource] | None = None) -> list[int]: ...
@@ -55,17 +53,17 @@ class Gallery(Protocol):
 
 
 def check_tag(current: str | None, new: str) -> None:
-    """Refuse to mix encodings of two encoders in one gallery."""
+    """Refuse to mix embeddings of two encoders in one gallery."""
     if current is not None and current != new:
         raise EncoderMismatchError(
-            f"this gallery holds encodings of encoder {current!r}; refusing to add or compare "
-            f"encodings of {new!r} (use another --db, or re-enrol everyone with one encoder)"
+            f"this gallery holds embeddings of encoder {current!r}; refusing to add or compare "
+            f"embeddings of {new!r} (use another --db, or re-enrol everyone with one encoder)"
         )
 
 
 def check_faces(names: Sequence[str], embeddings: np.ndarray,
                 sources: Sequence[FaceSource] | None) -> tuple[np.ndarray, list[FaceSource]]:
-    """Validate a write of N encodings (``names[i]`` owns row i) before anything is written.
+    """Validate a write of N embeddings (``names[i]`` owns row i) before anything is written.
 
     Returns the embeddings as (N, D) float32 and one source per row."""
     emb = np.asarray(embeddings, dtype=np.float32)
@@ -81,14 +79,3 @@ def check_faces(names: Sequence[str], embeddings: np.ndarray,
     if len(srcs) != len(emb):
         raise StoreError(f"{len(srcs)} sources for {len(emb)} embeddings")
     return emb, srcs
-
-
-def iter_batches(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

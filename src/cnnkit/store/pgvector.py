@@ -9,7 +9,7 @@ Schema choices:
   database with other applications, and several galleries can share one database.
 * ``faces.vector`` is an untyped ``vector`` column with ``CHECK (vector_dims(vector) = dim)``; the
   gallery's D is kept in ``meta`` as in SQLite. A typed ``vector(D)`` column would need DDL (an
-  ACCESS EXCLUSIVE lock) inside the first enrolment, racing with concurrent enrollers, and again
+  ACCESS EXCLUSIVE lock) inside the first enrollment, racing with concurrent enrollers, and again
   whenever an emptied gallery is reused with another encoder. D matters only to the HNSW index,
   which is therefore an expression index on ``(vector::vector(D))``; searches through it use the
   same expression. The dimension is checked under the write lock before anything is written.
@@ -17,7 +17,7 @@ Schema choices:
   row, under an advisory lock, so concurrent first openings migrate once.
 
 Concurrency: every write is one transaction. Enrolments hold a shared advisory lock (they run in
-parallel); the writes that change the gallery's encoder tag, dimension or index (first enrolment,
+parallel); the writes that change the gallery's encoder tag, dimension or index (first enrollment,
 removing the last person, building the index) hold it exclusively.
 
 Search is exact by default (``ORDER BY vector <-> q`` over every face: a sequential scan), or
@@ -306,14 +306,22 @@ class PgVectorGallery:
             row = self.conn.execute(self._sql("SELECT value FROM {s}.meta WHERE key = 'dim'")).fetchone()
         return None if row is None else int(row[0])
 
-    def check_encoder(self, tag: str) -> None:
-        """Raise :class:`EncoderMismatchError` if the gallery holds another encoder's encodings."""
-        check_tag(self.encoder_tag, tag)
+    @property
+    def revision(self) -> int:
+        """A counter that every add and remove raises (0 for a gallery never written)."""
+        with self._reading():
+            row = self.conn.execute(self._sql("SELECT value FROM {s}.meta WHERE key = 'revision'")).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _bump_revision(self, cur: psycopg.Cursor) -> None:
+        # last statement of the write, so concurrent writers queue on this row only at the end
+        cur.execute(self._sql("INSERT INTO {s}.meta(key, value) VALUES ('revision', '1') ON CONFLICT (key) "
+                              "DO UPDATE SET value = ({s}.meta.value::bigint + 1)::text"))
 
     # -- writes ------------------------------------------------------------------------------
     def add_faces(self, name: str, embeddings: np.ndarray, *, tag: str,
                   sources: Sequence[FaceSource] | None = None) -> list[int]:
-        """Add encodings (N, D) of one person (created if new) in one transaction; returns face ids."""
+        """Add embeddings (N, D) of one person (created if new) in one transaction; returns face ids."""
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim == 1:
             emb = emb[None, :]
@@ -321,7 +329,7 @@ class PgVectorGallery:
 
     def add_batch(self, names: Sequence[str], embeddings: np.ndarray, *, tag: str,
                   sources: Sequence[FaceSource] | None = None) -> list[int]:
-        """Add encodings (N, D) of several people (``names[i]`` owns row i) in one transaction,
+        """Add embeddings (N, D) of several people (``names[i]`` owns row i) in one transaction,
         through ``COPY``; returns the face ids in row order."""
         emb, srcs = check_faces(names, embeddings, sources)
         if emb.shape[1] > 16000:
@@ -361,10 +369,11 @@ class PgVectorGallery:
                 for fid, name, vec, src in zip(ids, names, emb, srcs):
                     box = None if src.box is None else json.dumps([round(float(v), 2) for v in src.box])
                     cp.write_row((fid, pid[name], tag, emb.shape[1], vec, src.file_name, src.sha256, box, now))
+            self._bump_revision(cur)
         return [int(i) for i in ids]
 
     def remove_person(self, name: str, *, vacuum: str = "normal") -> int:
-        """Delete a person and every encoding of theirs; returns how many encodings were removed.
+        """Delete a person and every embedding of theirs; returns how many embeddings were removed.
 
         Args:
             vacuum: ``"normal"`` (default): ``VACUUM`` afterwards, so the dead rows leave the table
@@ -384,8 +393,9 @@ class PgVectorGallery:
             cur.execute(self._sql("DELETE FROM {s}.people WHERE id = %s"), (row[0],))
             if cur.execute(self._sql("SELECT NOT EXISTS (SELECT 1 FROM {s}.faces)")).fetchone()[0]:
                 cur.execute(self._sql("DELETE FROM {s}.meta WHERE key IN ('encoder_tag', 'dim')"))
-                # the index is bound to D; it is rebuilt at the next first enrolment
+                # the index is bound to D; it is rebuilt at the next first enrollment
                 cur.execute(self._sql("DROP INDEX IF EXISTS {s}.faces_hnsw"))
+            self._bump_revision(cur)
         if vacuum != "none":
             with self._reading():
                 full = "FULL " if vacuum == "full" else ""
@@ -407,7 +417,7 @@ class PgVectorGallery:
         """Search this gallery through an HNSW index (``kind="hnsw"``), or exactly again (``"none"``).
 
         The choice is stored in the gallery; asking again for the index it has does nothing. Built now when the gallery's D is known, else at the
-        first enrolment. ``maintenance_work_mem`` (e.g. ``"2GB"``) lets a large build stay in memory.
+        first enrollment. ``maintenance_work_mem`` (e.g. ``"2GB"``) lets a large build stay in memory.
         """
         if kind not in {"hnsw", "none"}:
             raise UnknownNameError(f"unknown index kind {kind!r}; available: ['hnsw', 'none']")
@@ -491,7 +501,7 @@ class PgVectorGallery:
                            for n, v, t, fn, sha, box in rows]
 
     def embeddings(self) -> tuple[np.ndarray, list[str]]:
-        """Every stored encoding (N, D) float32 and its person's name (ordered by person, then face)."""
+        """Every stored embedding (N, D) float32 and its person's name (ordered by person, then face)."""
         with self._reading(), self.conn.cursor(binary=True) as cur:
             rows = cur.execute(self._sql(
                 "SELECT p.name, f.vector FROM {s}.faces f JOIN {s}.people p ON p.id = f.person_id "
@@ -502,7 +512,7 @@ class PgVectorGallery:
         return np.stack([r[1] for r in rows]).astype(np.float32), [r[0] for r in rows]
 
     def faces_of(self, name: str) -> tuple[np.ndarray, list[FaceSource]]:
-        """One person's embeddings (N, D) float32 and where each came from, in enrolment order;
+        """One person's embeddings (N, D) float32 and where each came from, in enrollment order;
         ``(0, D)`` when ``name`` is not enrolled. One indexed query: only their rows are read."""
         with self._reading(), self.conn.cursor(binary=True) as cur:
             rows = cur.execute(self._sql(
@@ -515,7 +525,7 @@ class PgVectorGallery:
 
     def search(self, queries: np.ndarray, k: int = 5, *, ef_search: int | None = None,
                exact: bool | None = None) -> list[list[Match]]:
-        """The ``k`` nearest people of each query (M, D), by their closest encoding, nearest first.
+        """The ``k`` nearest people of each query (M, D), by their closest embedding, nearest first.
 
         Args:
             queries: (M, D) or (D,) float vectors.

@@ -1,4 +1,4 @@
-"""Sharded enrolment: n machines (or processes) enrol disjoint parts of one photo collection into
+"""Sharded enrollment: n machines (or processes) enroll disjoint parts of one photo collection into
 one gallery. A photo's shard depends only on its key (``person/file name`` by default), never on
 where the collection is mounted, the machine, the Python hash seed or the order of the listing;
 so every machine computes the same partition, and a rerun of a shard picks the same photos
@@ -35,7 +35,7 @@ def parse_shard(spec: str) -> tuple[int, int]:
 
 
 def photo_key(person: str, path: str | os.PathLike[str]) -> str:
-    """The shard key of one photo of an enrolment folder: ``person/file name``."""
+    """The shard key of one photo of an enrollment folder: ``person/file name``."""
     return f"{person}/{Path(path).name}"
 
 

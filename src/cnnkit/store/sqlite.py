@@ -1,8 +1,8 @@
 """The embedded gallery: SQLite through the standard library.
 
-WAL mode, foreign keys, ``secure_delete`` (removed encodings are overwritten, not just unlinked),
+WAL mode, foreign keys, ``secure_delete`` (removed embeddings are overwritten, not just unlinked),
 a busy timeout so concurrent enrolments wait instead of failing, and every write inside one
-``BEGIN IMMEDIATE`` transaction. Search is exact (``store.search``): the encodings are held as
+``BEGIN IMMEDIATE`` transaction. Search is exact (``store.search``): the embeddings are held as
 one contiguous float32 matrix, rebuilt only when the database changed, scanned first in the
 kernel's format and re-ranked exactly.
 """
@@ -135,14 +135,21 @@ class SQLiteGallery:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
         return None if row is None else int(row[0])
 
-    def check_encoder(self, tag: str) -> None:
-        """Raise :class:`EncoderMismatchError` if the gallery holds another encoder's encodings."""
-        check_tag(self.encoder_tag, tag)
+    @property
+    def revision(self) -> int:
+        """A counter that every add and remove raises (0 for a gallery never written)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    @staticmethod
+    def _bump_revision(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO meta(key, value) VALUES ('revision', '1') "
+                  "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
     # -- writes ------------------------------------------------------------------------------
     def add_faces(self, name: str, embeddings: np.ndarray, *, tag: str,
                   sources: Sequence[FaceSource] | None = None) -> list[int]:
-        """Add encodings (N, D) of one person (created if new) in one transaction; returns face ids."""
+        """Add embeddings (N, D) of one person (created if new) in one transaction; returns face ids."""
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim == 1:
             emb = emb[None, :]
@@ -150,7 +157,7 @@ class SQLiteGallery:
         blobs = [encode_vector(v) for v in emb]
         now = _now()
         with self.atomic() as c:
-            self.check_encoder(tag)
+            check_tag(self.encoder_tag, tag)
             dim = self.dim
             if dim is not None and dim != emb.shape[1]:
                 raise StoreError(f"gallery vectors have D={dim}, got D={emb.shape[1]}")
@@ -168,10 +175,11 @@ class SQLiteGallery:
                      None if src.box is None else json.dumps([round(float(v), 2) for v in src.box]), now),
                 )
                 ids.append(int(cur.lastrowid))
+            self._bump_revision(c)
         return ids
 
     def remove_person(self, name: str) -> int:
-        """Delete a person and every encoding of theirs; returns how many encodings were removed.
+        """Delete a person and every embedding of theirs; returns how many embeddings were removed.
 
         With ``secure_delete`` the freed pages are zeroed, and the WAL is checkpointed and truncated
         so no copy of the removed vectors stays in the files; the search sidecar is deleted before
@@ -189,6 +197,7 @@ class SQLiteGallery:
                 with self._lock:
                     self._cache = None
                     sidecar.discard(sidecar.sidecar_path(self.path))
+            self._bump_revision(c)
         if self.path != ":memory:":
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(n)
@@ -258,13 +267,13 @@ class SQLiteGallery:
         return out
 
     def embeddings(self) -> tuple[np.ndarray, list[str]]:
-        """Every stored encoding (N, D) float32 and its person's name."""
+        """Every stored embedding (N, D) float32 and its person's name."""
         index = self._index()
         names = dict(self.conn.execute("SELECT id, name FROM people").fetchall())
         return np.asarray(index.matrix), [names[int(p)] for p in index.person_ids[index.owners]]
 
     def faces_of(self, name: str) -> tuple[np.ndarray, list[FaceSource]]:
-        """One person's embeddings (N, D) float32 and where each came from, in enrolment order;
+        """One person's embeddings (N, D) float32 and where each came from, in enrollment order;
         ``(0, D)`` when ``name`` is not enrolled. One indexed query: only their rows are read."""
         rows = self.conn.execute(
             "SELECT f.vector, f.source_name, f.source_sha256, f.box FROM faces f "
@@ -273,7 +282,7 @@ class SQLiteGallery:
         return matrix, [FaceSource(fn, sha, None if box is None else tuple(json.loads(box))) for _, fn, sha, box in rows]
 
     def search(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]:
-        """The ``k`` nearest people of each query (M, D), by their closest encoding, nearest first;
+        """The ``k`` nearest people of each query (M, D), by their closest embedding, nearest first;
         exactly brute force's answer (``store.search``), ties broken by person id."""
         q = np.asarray(queries, dtype=np.float32)
         if q.ndim == 1:

@@ -3,7 +3,7 @@ seeded training and scoring, and trained models saved as safetensors + JSON conf
 
 Importing this package registers the tasks (it builds nothing and reads no data)."""
 from cnnkit.tasks import brain, ecg, fashion  # noqa: F401  (registers the tasks)
-from cnnkit.tasks.checkpoint import load_model, read_config, save_model
+from cnnkit.nn.checkpoint import load_model, read_config, save_model
 from cnnkit.tasks.registry import ConvTask, get_task, list_tasks, register_task
 from cnnkit.tasks.run import TrainResult, evaluate_model, train_task
 

@@ -32,6 +32,10 @@ class Brain3d(ConvTask):
         return fit(model, torch.from_numpy(x), torch.from_numpy(y), epochs=epochs, batch_size=4, lr=3e-3,
                    seed=seed, progress=progress, desc=self.name)
 
+    def default_data(self) -> str:
+        """The MNI152 template it was trained on."""
+        return "mni152"
+
     def score(self, model: nn.Module, *, data: DataPath) -> dict[str, float]:
         t1, labels = load_mni152_tissues(2)
         test_t1, test_lab = split_halves(t1)[1], split_halves(labels)[1]

@@ -44,6 +44,12 @@ class _UCRTask(ConvTask):
                    label_smoothing=self.label_smoothing, progress=progress,
                    desc=self.name)
 
+    def default_data(self) -> str:
+        """The UCR training series."""
+        from cnnkit.data.ecg import ucr_path
+
+        return str(ucr_path(self.dataset, "train"))
+
     def score(self, model: nn.Module, *, data: DataPath) -> dict[str, float]:
         x, y = _tensors(self.dataset, "test", data)
         return {"accuracy": accuracy(predict_logits(model, x).argmax(1), y), "n_test": float(len(y))}

@@ -10,7 +10,8 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import nn
 
-from cnnkit.core.errors import UnknownNameError
+from cnnkit.core.errors import ConfigError
+from cnnkit.core.registry import Registry
 from cnnkit.nn.models import create_model
 
 DataPath = str | os.PathLike[str] | None
@@ -39,19 +40,26 @@ class ConvTask:
     def score(self, model: nn.Module, *, data: DataPath) -> dict[str, float]:
         raise NotImplementedError
 
+    def default_data(self) -> str:
+        """The data ``cnnkit visualize`` scans for a model of this task when no ``--data`` is given.
+
+        Raises:
+            ConfigError: the task has none (its data must be named).
+        """
+        raise ConfigError(f"task {self.name!r}: --data is required for its models")
+
     def example_input(self, batch: int = 1) -> torch.Tensor:
         """Zeros of the task's input shape with a batch dimension, e.g. for a model summary."""
         return torch.zeros((batch, *self.input_shape))
 
 
-_TASKS: dict[str, ConvTask] = {}
+#: task name -> the task's instance
+TASKS: Registry[ConvTask] = Registry("task")
 
 
 def register_task(cls: type[ConvTask]) -> type[ConvTask]:
     """Class decorator: register an instance of ``cls`` under ``cls.name``."""
-    if cls.name in _TASKS:
-        raise ValueError(f"task {cls.name!r} is already registered")
-    _TASKS[cls.name] = cls()
+    TASKS.add(cls.name, cls())
     return cls
 
 
@@ -61,10 +69,8 @@ def get_task(name: str) -> ConvTask:
     Raises:
         UnknownNameError: listing the known tasks.
     """
-    if name not in _TASKS:
-        raise UnknownNameError(f"unknown task {name!r}; available: {sorted(_TASKS)}")
-    return _TASKS[name]
+    return TASKS.get(name)
 
 
 def list_tasks() -> list[str]:
-    return sorted(_TASKS)
+    return TASKS.names()

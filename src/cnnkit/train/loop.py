@@ -1,7 +1,7 @@
 """Training a Siamese encoder with the triplet (or contrastive) loss on a folder of identities.
 
 :func:`fit` is what ``cnnkit train`` runs. One global batch is P people x K images; under
-``torchrun`` each of the N processes encodes its contiguous 1/N of that batch, the encodings are
+``torchrun`` each of the N processes encodes its contiguous 1/N of that batch, the embeddings are
 gathered, and every process mines and computes the same loss on the whole batch. Only the local
 slice carries gradients, so the loss is scaled by N before ``backward`` and DDP's gradient average
 gives exactly the single-process gradient (with batch statistics per process when the encoder
@@ -31,7 +31,7 @@ from cnnkit.losses.functional import contrastive_loss, triplet_loss_from_distanc
 from cnnkit.mining.functional import MINERS, all_pairs, batch_all, mine_triplets
 from cnnkit.nn.checkpoint import model_files, prepare_images, save_encoder
 from cnnkit.nn.registry import create_encoder, list_encoders
-from cnnkit.train.metrics import embedding_report
+from cnnkit.eval.embedding import embedding_report
 
 LOSSES = ("triplet", "contrastive")
 
@@ -99,7 +99,7 @@ def _init_distributed() -> _Dist:
 
 
 def _gather(emb: Tensor, d: _Dist) -> Tensor:
-    """All processes' encodings in rank order; only the local slice keeps its gradient."""
+    """All processes' embeddings in rank order; only the local slice keeps its gradient."""
     if d.world == 1:
         return emb
     parts = [torch.empty_like(emb) for _ in range(d.world)]
@@ -150,7 +150,7 @@ def fit(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: T
     """Train an encoder on ``data_dir`` (one sub-folder per person) and save it to ``out``.
 
     After every epoch (on the main process) the model and its config are saved, with the
-    validation metrics of :func:`~cnnkit.train.metrics.embedding_report` on the held-out people,
+    validation metrics of :func:`~cnnkit.eval.embedding.embedding_report` on the held-out people,
     the mean training loss and the fraction of active triplets; a warning is logged when the
     embeddings collapse. ``resume=True`` continues from the saved optimiser state.
 

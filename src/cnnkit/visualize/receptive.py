@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnkit.core.errors import CnnkitError, UnknownNameError
-from cnnkit.nn.shapes import pool_output_size
+from cnnkit.core.shapes import pool_output_size
 
 __all__ = [
     "ReceptiveField",
@@ -370,3 +370,20 @@ def measured_receptive_fields(model: nn.Module, layer: str, input_shape: Sequenc
             box.append((int(idx.min()), int(idx.max()) + 1))
         boxes.append(tuple(box))
     return boxes
+
+
+def default_layers(model: nn.Module, example: Tensor | None = None) -> list[str]:
+    """Every convolution of ``model`` whose receptive field can be composed from the input
+    (``example``: one item without the batch axis), e.g. a U-Net's encoder, not its decoder after
+    the transposed convolutions.
+
+    Raises:
+        CnnkitError: no such convolution (the layers must be named).
+    """
+    convs = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    if example is not None:
+        fields = receptive_fields(model, ndim=example.ndim - 1, example=example[None])
+        convs = [n for n in convs if n in fields]
+    if not convs:
+        raise CnnkitError("the model has no convolution with a known receptive field; name the layers with --layers")
+    return convs

@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 from cnnkit.core.errors import CnnkitError, ShapeError
+from cnnkit.data.folders import IMAGE_SUFFIXES, is_image_file
 
-__all__ = ["ImageFolder", "TensorSource", "series_source", "volume_source", "open_source", "IMAGE_SUFFIXES"]
+__all__ = ["ImageFolder", "TensorSource", "series_source", "volume_source", "open_source"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def _load_rgb(path: Path) -> np.ndarray:
@@ -54,7 +54,7 @@ class ImageFolder(torch.utils.data.Dataset):
             if base.is_file():
                 files, self.root = [base], base.parent
             elif base.is_dir():
-                files = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                files = sorted(p for p in base.rglob("*") if is_image_file(p))
                 self.root = base
             else:
                 raise CnnkitError(f"{base}: no such file or folder")

@@ -7,15 +7,8 @@ from typing import Any
 import numpy as np
 
 from cnnkit.core.checks import check_shape
+from cnnkit.core.euclidean import euclidean_matrix
 from cnnkit.eval.verification import best_threshold, eer
-
-
-def euclidean_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances between rows: (N, D), (M, D) -> (N, M), float64."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.clip(sq, 0.0, None))
 
 
 def oneshot_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,8 +24,8 @@ def oneshot_rank1(emb: np.ndarray, labels: np.ndarray, *, seeds: int = 10) -> di
     the same person.
 
     Args:
-        emb: encodings, shape (N, D).
-        labels: person of each encoding, shape (N,).
+        emb: embeddings, shape (N, D).
+        labels: person of each embedding, shape (N,).
 
     Returns:
         ``{"rank1": mean, "rank1_std": std over seeds, "people": P, "probes": probes per seed}``.
@@ -57,7 +50,7 @@ def embedding_report(emb: np.ndarray, labels: np.ndarray, *, seeds: int = 10) ->
     and negative distance, and ``collapsed`` (1.0 when all distances are nearly equal).
 
     Args:
-        emb: encodings, shape (N, D).
+        emb: embeddings, shape (N, D).
         labels: shape (N,).
     """
     labels = np.asarray(labels)
