@@ -39,3 +39,19 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.delenv("CNNKIT_DB", raising=False)
     if "CNNKIT_CACHE" not in os.environ:
         monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    """One face pipeline per session (weights load once)."""
+    from cnnkit.faces import FacePipeline
+
+    return FacePipeline(threads=2)
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+    """skimage's astronaut (512, 512, 3): one face, centred near (225, 120)."""
+    from skimage import data as skdata
+
+    return skdata.astronaut()

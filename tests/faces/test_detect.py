@@ -15,7 +15,7 @@ ASTRONAUT_EYES = np.array([[204.0, 101.0], [246.0, 103.0]])
 
 def test_registry() -> None:
     assert list_detectors() == ["hog", "retinaface"]
-    with pytest.raises(UnknownNameError, match="known: hog, retinaface"):
+    with pytest.raises(UnknownNameError, match="unknown face detector .mtcnn.; available: hog, retinaface"):
         create_detector("mtcnn")
     with pytest.raises(UnknownNameError, match="unknown detector option"):
         create_detector("retinaface", thresholds=(0.5,))

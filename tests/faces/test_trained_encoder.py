@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from cnnkit.cli._app import cli
 from cnnkit.faces import FacePipeline, load_face_encoder
 from cnnkit.faces.encoders import embed_chips
-from cnnkit.faces.trained import TrainedFaceEncoder
+from cnnkit.faces.encoders import TrainedFaceEncoder
 from cnnkit.nn.checkpoint import encode_images, load_encoder, prepare_images, save_encoder
 from cnnkit.nn.registry import create_encoder
 

@@ -1,4 +1,7 @@
-"""Face encoders: aligned chips in, fixed-length embeddings out, compared by Euclidean distance.
+"""The face encoder adapter: any network (the registered ``dlib_resnet``, a dlib ``.dat`` file, or a
+model directory written by ``cnnkit train``) behind one protocol: aligned chips (or whole photos) in,
+fixed-length embeddings out, compared by Euclidean distance. The one place that knows the encoder
+tag (:func:`encoder_tag`) and flip averaging with re-normalisation (:func:`embed_chips`).
 
 An encoder is built by name from a registry (:func:`load_face_encoder`); each one carries a
 ``tag`` (name, version, first 16 hex digits of its weights' SHA-256) that every stored embedding
@@ -6,8 +9,10 @@ keeps, so that embeddings of different encoders are never mixed.
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -23,6 +28,7 @@ __all__ = [
     "encoder_tag",
     "embed_chips",
     "DlibResNetEncoder",
+    "TrainedFaceEncoder",
     "register_face_encoder",
     "list_face_encoders",
     "load_face_encoder",
@@ -118,8 +124,6 @@ def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cp
     from cnnkit.nn.checkpoint import is_model_path
 
     if is_model_path(key):
-        from cnnkit.faces.trained import TrainedFaceEncoder
-
         return TrainedFaceEncoder(key, device=device)
     raise UnknownNameError(
         f"unknown face encoder {key!r}; known: {', '.join(list_face_encoders())} "
@@ -145,7 +149,7 @@ class DlibResNetEncoder:
         weights: a ``.dat`` file (default: the one in face-recognition-models).
         device: torch device for the ``"torch"`` backend.
         backend: ``"torch"`` runs the same network, read from the ``.dat`` file, in PyTorch
-            (:mod:`cnnkit.faces.dlib_resnet`; same embeddings to about 1e-6, several times faster
+            (:mod:`cnnkit.nn.dlib_resnet`; same embeddings to about 1e-6, several times faster
             than the BLAS-less dlib wheel); ``"dlib"`` calls dlib itself.
         num_jitters: dlib backend only: dlib's random jitter averaging (0 = none).
     """
@@ -190,9 +194,9 @@ class DlibResNetEncoder:
     def _get_model(self) -> Any:
         if self._model is None:
             if self.backend == "torch":
-                from cnnkit.faces.dlib_resnet import DlibResNet
+                from cnnkit.nn.dlib_resnet import DlibResNet
 
-                self._model = DlibResNet(self._weights_path(), device=self.device)
+                self._model = DlibResNet.from_dat(self._weights_path()).to(self.device)
             else:
                 import dlib
 
@@ -217,10 +221,73 @@ class DlibResNetEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._get_model()
         if self.backend == "torch":
-            return model(np.stack(crops)).reshape(len(crops), self.dim)
+            import torch
+
+            x = torch.from_numpy(np.ascontiguousarray(np.stack(crops))).to(self.device).permute(0, 3, 1, 2).float()
+            with torch.inference_mode():
+                return model(x).cpu().numpy().astype(np.float32).reshape(len(crops), self.dim)
         chips = [np.ascontiguousarray(c) for c in crops]
         vecs = model.compute_face_descriptor(chips, self.num_jitters)
         return np.asarray([np.asarray(v) for v in vecs], dtype=np.float32).reshape(len(chips), self.dim)
 
     def __repr__(self) -> str:
         return f"DlibResNetEncoder(weights={self.weights!r}, backend={self.backend!r}, num_jitters={self.num_jitters})"
+
+
+#: padding of the aligned chip for models trained on aligned faces (dlib's chip convention)
+CHIP_PADDING = 0.25
+
+
+class TrainedFaceEncoder:
+    """A :class:`FaceEncoder` over a model directory (or ``MODEL.json`` + ``MODEL.safetensors``)
+    written by ``cnnkit train``. Weights load on first use.
+
+    A model whose config says ``input.align = false`` was trained on whole, tightly cropped photos
+    (ORL-style): ``whole_image`` is then true and the pipeline feeds the whole image without
+    detecting; otherwise it detects and aligns a chip of the model's input size."""
+
+    def __init__(self, path: str | os.PathLike[str], *, device: str = "cpu") -> None:
+        from cnnkit.nn.checkpoint import model_files
+
+        self.path, self.device = Path(path), device
+        _, config_file = model_files(self.path)
+        self.config: dict[str, Any] = json.loads(config_file.read_text())
+        self.name = str(self.config["encoder"])
+        self.version = str(self.config.get("version", "0"))
+        self.dim = int(self.config.get("kwargs", {}).get("embedding_dim", 128))
+        metrics = self.config.get("metrics", {})
+        self.default_threshold = float(metrics.get("val_threshold") or 1.0)
+        size = self.config["input"]["size"]
+        self.chip_size = int(max(size))
+        self.chip_padding = CHIP_PADDING
+        self.whole_image = not bool(self.config["input"].get("align", False))
+        self.normalized = True
+        self.flip = bool(self.config["input"].get("flip_tta", False))
+        self._model: Any = None
+
+    @property
+    def weights_sha256(self) -> str:
+        return str(self.config.get("weights_sha256", ""))
+
+    @property
+    def tag(self) -> str:
+        return encoder_tag(self)
+
+    @property
+    def model(self) -> Any:
+        """The network (loaded on first use, eval mode)."""
+        if self._model is None:
+            from cnnkit.nn.checkpoint import load_encoder
+
+            self._model, self.config = load_encoder(self.path, device=self.device)
+        return self._model
+
+    def encode(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Images (whole photos or aligned chips, uint8) -> (N, D) float32, unit rows; one network
+        pass per image (flip averaging is :func:`~cnnkit.faces.encoders.embed_chips`'s)."""
+        from cnnkit.nn.checkpoint import encode_images
+
+        return encode_images(self.model, self.config, crops)
+
+    def __repr__(self) -> str:
+        return f"TrainedFaceEncoder({str(self.path)!r}, tag={self.tag!r})"

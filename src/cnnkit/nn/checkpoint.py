@@ -216,7 +216,7 @@ def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tup
         if "encoder" in config:
             model, config = load_encoder(p, device=device)
             return model, str(config["encoder"]), config
-    if p.suffix in (".safetensors", ".json") and p.exists():
+    if p.suffix in (".safetensors", ".json") and p.with_suffix(".safetensors").is_file():
         model, config = load_model(p.with_suffix(".safetensors"))
         return model.to(device), str(config.get("task") or p.stem), config
     raise WeightsError(f"{path}: not a model saved by `cnnkit train` or `cnnkit conv train`")

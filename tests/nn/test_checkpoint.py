@@ -46,3 +46,25 @@ def test_augment_keeps_shape_and_range_and_is_seeded():
     b = augment(x, generator=torch.Generator().manual_seed(0))
     assert a.shape == x.shape and torch.equal(a, b)
     assert float(a.min()) >= -1 and float(a.max()) <= 1 and not torch.equal(a, x)
+
+
+def test_files_written_before_keep_loading():
+    """One face encoder and one task model written by an earlier cnnkit (tests/assets/make_checkpoints.py)
+    load through the one checkpoint module and give the outputs they gave then."""
+    import json
+    from pathlib import Path
+
+    from cnnkit.nn.checkpoint import load_model_file
+
+    assets = Path(__file__).resolve().parents[1] / "assets" / "checkpoints"
+    expected = json.loads((assets / "expected.json").read_text())
+    enc, name, config = load_model_file(assets / "face_encoder")
+    assert name == "small_cnn" and config["version"] == "asset-1"
+    x = torch.from_numpy(np.linspace(-1, 1, 40 * 32, dtype=np.float32).reshape(1, 1, 40, 32))
+    np.testing.assert_allclose(enc(x).detach().numpy(), expected["face_encoder"], atol=1e-5)
+    model, name, config = load_model_file(assets / "task_model.safetensors")
+    assert name == "ecg200" and config["model"] == "classifier1d"
+    s = torch.from_numpy(np.linspace(-1, 1, 16, dtype=np.float32).reshape(1, 1, 16))
+    np.testing.assert_allclose(model(s).detach().numpy(), expected["task_model"], atol=1e-5)
+    with pytest.raises(WeightsError, match="not a model saved"):
+        load_model_file(assets / "expected.json")

@@ -8,7 +8,7 @@ from cnnkit.core.errors import WeightsError
 from cnnkit.data.image_io import load_image
 from cnnkit.faces import load_face_encoder
 from cnnkit.faces.detect import dlib_model_path
-from cnnkit.faces.dlib_resnet import read_dlib_resnet
+from cnnkit.nn.dlib_resnet import read_dlib_resnet
 
 
 def test_reader_finds_dlib_architecture() -> None:
@@ -36,3 +36,13 @@ def test_torch_equals_dlib_on_real_faces(pipeline, orl_dir, astronaut) -> None:
     assert torch_enc.tag == dlib_enc.tag
     a, b = torch_enc.encode(chips), dlib_enc.encode(chips)
     assert np.abs(a - b).max() < 1e-5  # float32 rounding only; distances are ~0.3-1.0
+
+
+def test_the_network_is_a_module_of_named_parts() -> None:
+    from torch import nn
+
+    from cnnkit.nn.dlib_resnet import DlibResNet, ResidualBlock
+
+    net = DlibResNet.from_dat(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat"))
+    assert isinstance(net, nn.Module) and net.embedding_dim == 128 and not net.training
+    assert sum(isinstance(m, ResidualBlock) for m in net.modules()) == 14

@@ -2,7 +2,7 @@
 
 The ``dlib-bin`` wheel is built without BLAS, so dlib's own forward pass costs 0.2-0.8 s per face
 on this machine; the same network in PyTorch is an order of magnitude faster and gives the same
-embeddings (``tests/faces/test_dlib_resnet.py`` compares both on real faces).
+embeddings (``tests/nn/test_dlib_resnet.py`` compares both on real faces).
 
 The file is dlib's serialisation of ``anet_type`` from dlib's ``dnn_face_recognition_ex.cpp``
 (a 29-convolution ResNet on 150x150 RGB chips, 128-d output). Layers are stored from the input
@@ -21,10 +21,14 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
+from cnnkit.core.checks import check_shape
 from cnnkit.core.errors import WeightsError
 
-__all__ = ["DlibNetSpec", "read_dlib_resnet", "DlibResNet"]
+__all__ = ["DlibNetSpec", "read_dlib_resnet", "DlibResNet", "ResidualBlock", "Affine", "pad_add"]
 
 
 @dataclass
@@ -165,88 +169,75 @@ def _structure(spec: DlibNetSpec) -> tuple[list[dict], list[dict], np.ndarray]:
     return stem, blocks, layers[-1][1]["weight"]
 
 
-def _build_torch_module(spec: DlibNetSpec):  # noqa: ANN202 - torch is imported lazily
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    stem, blocks, fc = _structure(spec)
-
-    def conv(p: dict) -> nn.Conv2d:
-        w = torch.from_numpy(p["weight"])
-        layer = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=p["stride"], padding=p["padding"])
-        layer.weight.data.copy_(w)
-        layer.bias.data.copy_(torch.from_numpy(p["bias"]))
-        return layer
-
-    class Affine(nn.Module):
-        """dlib's ``affine`` (batch norm frozen into a per-channel scale and shift)."""
-
-        def __init__(self, p: dict) -> None:
-            super().__init__()
-            self.register_buffer("gamma", torch.from_numpy(p["gamma"]).view(1, -1, 1, 1))
-            self.register_buffer("beta", torch.from_numpy(p["beta"]).view(1, -1, 1, 1))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x * self.gamma + self.beta
-
-    def pad_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """dlib's add of tensors of different sizes: the larger size, missing values are zero."""
-        if a.shape == b.shape:
-            return a + b
-        out = a.new_zeros([max(x, y) for x, y in zip(a.shape, b.shape)])
-        out[:, : a.shape[1], : a.shape[2], : a.shape[3]] += a
-        out[:, : b.shape[1], : b.shape[2], : b.shape[3]] += b
-        return out
-
-    class Block(nn.Module):
-        def __init__(self, b: dict) -> None:
-            super().__init__()
-            self.body = nn.Sequential(conv(b["con1"]), Affine(b["aff1"]), nn.ReLU(), conv(b["con2"]), Affine(b["aff2"]))
-            self.pool = None if b["pool"] is None else (b["pool"]["size"], b["pool"]["stride"], b["pool"]["padding"])
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            shortcut = x if self.pool is None else F.avg_pool2d(x, *self.pool)
-            return F.relu(pad_add(self.body(x), shortcut))
-
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.register_buffer("mean", torch.tensor(spec.mean_rgb, dtype=torch.float32).view(1, 3, 1, 1))
-            pool = stem[3]
-            self.stem = nn.Sequential(
-                conv(stem[0]), Affine(stem[1]), nn.ReLU(), nn.MaxPool2d(pool["size"], pool["stride"], pool["padding"])
-            )
-            self.blocks = nn.Sequential(*(Block(b) for b in blocks))
-            self.register_buffer("fc", torch.from_numpy(fc))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            """x: (B, 3, 150, 150) float RGB in [0, 255] -> (B, 128)."""
-            x = self.blocks(self.stem((x - self.mean) / 256.0))
-            return x.mean(dim=(2, 3)) @ self.fc
-
-    return Net().eval()
+def _conv(p: dict) -> nn.Conv2d:
+    w = torch.from_numpy(p["weight"])
+    layer = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=p["stride"], padding=p["padding"])
+    layer.weight.data.copy_(w)
+    layer.bias.data.copy_(torch.from_numpy(p["bias"]))
+    return layer
 
 
-class DlibResNet:
-    """The network as a PyTorch module, built from a dlib ``.dat`` file.
+def pad_add(a: Tensor, b: Tensor) -> Tensor:
+    """dlib's add of tensors of different sizes (B, C, H, W): the larger size, missing values zero."""
+    if a.shape == b.shape:
+        return a + b
+    out = a.new_zeros([max(x, y) for x, y in zip(a.shape, b.shape)])
+    out[:, : a.shape[1], : a.shape[2], : a.shape[3]] += a
+    out[:, : b.shape[1], : b.shape[2], : b.shape[3]] += b
+    return out
 
-    Call with chips uint8 (N, 150, 150, 3) RGB; returns float32 (N, 128).
+
+class Affine(nn.Module):
+    """dlib's ``affine`` (batch norm frozen into a per-channel scale and shift). (B, C, H, W) -> same."""
+
+    def __init__(self, gamma: np.ndarray, beta: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("gamma", torch.from_numpy(gamma).view(1, -1, 1, 1))
+        self.register_buffer("beta", torch.from_numpy(beta).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma + self.beta
+
+
+class ResidualBlock(nn.Module):
+    """con, affine, relu, con, affine, add the shortcut (average-pooled when down-sampling), relu."""
+
+    def __init__(self, block: dict) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(block["con1"]), Affine(block["aff1"]["gamma"], block["aff1"]["beta"]),
+                                  nn.ReLU(), _conv(block["con2"]), Affine(block["aff2"]["gamma"], block["aff2"]["beta"]))
+        pool = block["pool"]
+        self.pool = None if pool is None else (pool["size"], pool["stride"], pool["padding"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.pool is None else F.avg_pool2d(x, *self.pool)
+        return F.relu(pad_add(self.body(x), shortcut))
+
+
+class DlibResNet(nn.Module):
+    """dlib's face recognition ResNet as a module. (B, 3, 150, 150) float RGB in [0, 255] -> (B, 128)
+    (not L2-normalised: dlib's threshold 0.6 is on these).
+
+    Build it from the weights file with :meth:`from_dat`.
     """
 
-    def __init__(self, path: str, *, device: str = "cpu") -> None:
-        import torch
+    def __init__(self, spec: DlibNetSpec) -> None:
+        super().__init__()
+        stem, blocks, fc = _structure(spec)
+        self.register_buffer("mean", torch.tensor(spec.mean_rgb, dtype=torch.float32).view(1, 3, 1, 1))
+        pool = stem[3]
+        self.stem = nn.Sequential(_conv(stem[0]), Affine(stem[1]["gamma"], stem[1]["beta"]), nn.ReLU(),
+                                  nn.MaxPool2d(pool["size"], pool["stride"], pool["padding"]))
+        self.blocks = nn.Sequential(*(ResidualBlock(b) for b in blocks))
+        self.register_buffer("fc", torch.from_numpy(fc))
+        self.embedding_dim = int(fc.shape[1])
 
-        self.spec = read_dlib_resnet(path)
-        self.device = torch.device(device)
-        self.module = _build_torch_module(self.spec).to(self.device)
+    @classmethod
+    def from_dat(cls, path: str) -> "DlibResNet":
+        """Read ``dlib_face_recognition_resnet_model_v1.dat`` (in eval mode, on the CPU)."""
+        return cls(read_dlib_resnet(path)).eval()
 
-    def __call__(self, chips: np.ndarray) -> np.ndarray:
-        import torch
-
-        x = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float()
-        with torch.inference_mode():
-            out = self.module(x)
-        return out.cpu().numpy().astype(np.float32)
-
+    def forward(self, x: Tensor) -> Tensor:
+        check_shape(x, "B 3 H W", name="x")
+        x = self.blocks(self.stem((x - self.mean) / 256.0))
+        return x.mean(dim=(2, 3)) @ self.fc
