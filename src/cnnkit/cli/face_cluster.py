@@ -1,5 +1,5 @@
 """``cnnkit face cluster`` and ``cnnkit face name``: group the faces of a photo collection, then
-name a group once and enrol it."""
+name a group once and enroll it."""
 from __future__ import annotations
 
 import sys
@@ -38,7 +38,8 @@ def cluster(photos: tuple[str, ...], out_dir: str, db: str | None, encoder: str,
     from cnnkit.faces.cluster import cluster_embeddings, representatives
     from cnnkit.faces.cluster.collection import CLUSTERS_FILE, build_clusters, embed_photos, write_json
     from cnnkit.faces.cluster.sheets import write_index
-    from cnnkit.faces.recognition import list_images, resolve_threshold
+    from cnnkit.data.folders import list_images
+    from cnnkit.faces.recognition import resolve_decision
     from cnnkit.store.base import check_tag
 
     images = list_images(photos)
@@ -57,22 +58,22 @@ def cluster(photos: tuple[str, ...], out_dir: str, db: str | None, encoder: str,
 
         table = embed_photos(pipeline, images, out_dir, on_photo=on_photo)
     emb = table.embeddings
-    verification = resolve_threshold(gallery, pipeline.tag, pipeline.default_threshold)
+    verification = resolve_decision(gallery, pipeline, method="distance")
     known: dict[int, str] = {}
     if gallery is not None and gallery.encoder_tag is not None and len(emb):
         for i, matches in enumerate(gallery.search(emb, k=1)):
-            if matches and matches[0].distance <= verification.value:
+            if matches and matches[0].distance <= verification.threshold:
                 known[i] = matches[0].name
     rest = np.array([i for i in range(len(emb)) if i not in known], dtype=np.int64)
     labels = np.full(len(emb), -1, dtype=np.int64)
-    threshold, source = verification.value, verification.source
+    threshold, source = verification.threshold, verification.threshold_source
     if len(rest) >= 3:
-        res = cluster_embeddings(emb[rest], verification_threshold=verification.value, gallery=gallery)
+        res = cluster_embeddings(emb[rest], verification_threshold=verification.threshold, gallery=gallery)
         labels[rest] = res.labels
         threshold, source = res.threshold, res.source
     order = {c: rest[rows] for c, rows in representatives(emb[rest], labels[rest]).items()} if len(rest) else {}
     data = build_clusters(table, labels, order=order, threshold=threshold, source=source,
-                          verification_threshold=verification.value, known=known, encoder=pipeline.tag)
+                          verification_threshold=verification.threshold, known=known, encoder=pipeline.tag)
     write_json(Path(out_dir) / CLUSTERS_FILE, data)
     index = write_index(data, out_dir)
     if gallery is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from cnnkit.core.errors import CnnkitError
+from cnnkit.core.euclidean import euclidean_matrix
 from cnnkit.faces.cluster.linkage import _as_matrix
 
 #: the pairwise false-accept rate the clustering threshold is set at (z = -4.0 standard deviations),
@@ -64,7 +65,7 @@ def impostor_stats(embeddings: Any, verification_threshold: float, *, people: An
     rows = np.sort(rng.choice(n, min(n, sample), replace=False))
     cols = np.sort(rng.choice(n, min(n, sample), replace=False))
     a, b = emb[rows], emb[cols]
-    d = np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T), 0.0))
+    d = euclidean_matrix(a, b)
     d[rows[:, None] == cols[None, :]] = np.nan
     if people is not None:
         lab = np.asarray(people)
