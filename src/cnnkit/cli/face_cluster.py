@@ -32,11 +32,8 @@ def cluster(photos: tuple[str, ...], out_dir: str, db: str | None, encoder: str,
     them by person, and write OUT/clusters.json and OUT/index.html (one contact sheet per cluster,
     largest first, faces left alone last). The threshold is chosen from the data: see
     `cnnkit.faces.cluster.threshold`. Photos without a face, or unreadable, are reported and skipped."""
-    import numpy as np
-
     from cnnkit.cli.face import _gallery, _pipeline
-    from cnnkit.faces.cluster import cluster_embeddings, representatives
-    from cnnkit.faces.cluster.collection import CLUSTERS_FILE, build_clusters, embed_photos, write_json
+    from cnnkit.faces.cluster.collection import CLUSTERS_FILE, cluster_table, embed_photos, write_json
     from cnnkit.faces.cluster.sheets import write_index
     from cnnkit.data.folders import list_images
     from cnnkit.faces.recognition import resolve_decision
@@ -57,38 +54,24 @@ def cluster(photos: tuple[str, ...], out_dir: str, db: str | None, encoder: str,
                 bar.write(f"error: {error}", file=sys.stderr)
 
         table = embed_photos(pipeline, images, out_dir, on_photo=on_photo)
-    emb = table.embeddings
     verification = resolve_decision(gallery, pipeline, method="distance")
-    known: dict[int, str] = {}
-    if gallery is not None and gallery.encoder_tag is not None and len(emb):
-        for i, matches in enumerate(gallery.search(emb, k=1)):
-            if matches and matches[0].distance <= verification.threshold:
-                known[i] = matches[0].name
-    rest = np.array([i for i in range(len(emb)) if i not in known], dtype=np.int64)
-    labels = np.full(len(emb), -1, dtype=np.int64)
-    threshold, source = verification.threshold, verification.threshold_source
-    if len(rest) >= 3:
-        res = cluster_embeddings(emb[rest], verification_threshold=verification.threshold, gallery=gallery)
-        labels[rest] = res.labels
-        threshold, source = res.threshold, res.source
-    order = {c: rest[rows] for c, rows in representatives(emb[rest], labels[rest]).items()} if len(rest) else {}
-    data = build_clusters(table, labels, order=order, threshold=threshold, source=source,
-                          verification_threshold=verification.threshold, known=known, encoder=pipeline.tag)
+    data = cluster_table(table, verification.threshold, verification_source=verification.threshold_source,
+                         gallery=gallery, encoder=pipeline.tag)
     write_json(Path(out_dir) / CLUSTERS_FILE, data)
     index = write_index(data, out_dir)
     if gallery is not None:
         gallery.close()
     groups = [c for c in data["clusters"] if c["size"] > 1]
     summary = {"photos": data["photos"], "faces": data["faces"], "clusters": len(groups),
-               "alone": len(data["clusters"]) - len(groups), "known": len(known), "threshold": data["threshold"],
-               "threshold_source": source, "errors": len(data["errors"]),
+               "alone": len(data["clusters"]) - len(groups), "known": sum(len(k["faces"]) for k in data["known"]), "threshold": data["threshold"],
+               "threshold_source": data["threshold_source"], "errors": len(data["errors"]),
                "clusters_json": str(Path(out_dir) / CLUSTERS_FILE), "index_html": str(index)}
     emit(summary, fmt, rows=[{"id": c["id"], "size": c["size"], "representative": c["representative"]["file"]}
                              for c in groups[:20]] if fmt != "json" else None)
     if fmt != "json":
         click.echo(f"{summary['faces']} faces in {summary['photos']} photos: {summary['clusters']} clusters, "
                    f"{summary['alone']} alone, {summary['known']} recognised; threshold {summary['threshold']:.4f} "
-                   f"({source}); {summary['errors']} photos without a usable face; see {index}", err=True)
+                   f"({summary['threshold_source']}); {summary['errors']} photos without a usable face; see {index}", err=True)
     if problems:
         sys.exit(2)
 

@@ -19,7 +19,7 @@ import numpy as np
 from cnnkit.core.download import sha256_file
 from cnnkit.core.errors import CnnkitError, InvalidImageError, UnknownNameError
 
-__all__ = ["FaceTable", "embed_photos", "build_clusters", "write_json", "read_clusters", "name_cluster",
+__all__ = ["FaceTable", "embed_photos", "cluster_table", "build_clusters", "write_json", "read_clusters", "name_cluster",
            "merge_clusters", "split_face", "FACES_FILE", "CLUSTERS_FILE"]
 
 FACES_FILE = "faces.npz"
@@ -140,6 +140,33 @@ def embed_photos(pipeline: Any, photos: Iterable[Path], out_dir: str | os.PathLi
     flush()
     table.save(path)
     return table
+
+
+def cluster_table(table: FaceTable, verification_threshold: float, *, verification_source: str = "verification",
+                  gallery: Any = None, encoder: str = "") -> dict[str, Any]:
+    """The clusters document of a collection: faces whose nearest enrolled person is within
+    ``verification_threshold`` are ``known`` (named after them), the others are clustered
+    (:func:`~cnnkit.faces.cluster.cluster_embeddings`, 3 faces at least) and ordered by
+    representativeness; see :func:`build_clusters` for the layout."""
+    from cnnkit.faces.cluster import cluster_embeddings, representatives
+
+    emb = table.embeddings
+    known: dict[int, str] = {}
+    if gallery is not None and gallery.encoder_tag is not None and len(emb):
+        for i, matches in enumerate(gallery.search(emb, k=1)):
+            if matches and matches[0].distance <= verification_threshold:
+                known[i] = matches[0].name
+    rest = np.array([i for i in range(len(emb)) if i not in known], dtype=np.int64)
+    labels = np.full(len(emb), -1, dtype=np.int64)
+    threshold, source = float(verification_threshold), verification_source
+    if len(rest) >= 3:
+        res = cluster_embeddings(emb[rest], verification_threshold=verification_threshold, gallery=gallery)
+        labels[rest] = res.labels
+        threshold, source = res.threshold, res.source
+    order = {c: rest[rows] for c, rows in representatives(emb[rest], labels[rest]).items()} if len(rest) else {}
+    data = build_clusters(table, labels, order=order, threshold=threshold, source=source,
+                          verification_threshold=verification_threshold, known=known, encoder=encoder)
+    return data
 
 
 def build_clusters(table: FaceTable, labels: np.ndarray, *, order: dict[int, np.ndarray], threshold: float,
