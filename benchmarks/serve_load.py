@@ -218,7 +218,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ["CNNKIT_THREADS"]))
     from cnnkit.data.image_io import load_image
     from cnnkit.faces import FacePipeline
-    from cnnkit.faces.recognition import identify_photo, resolve_threshold
+    from cnnkit.faces.recognition import identify_photo, resolve_decision
     from cnnkit.store import SQLiteGallery
 
     tmp = Path(tempfile.mkdtemp(prefix="cnnkit-serve-load-"))
@@ -230,10 +230,10 @@ def main() -> None:
 
     # 1. the pipeline's own single-process rate
     g = SQLiteGallery(tmp / "data" / "bench.sqlite", create=False)
-    thr = resolve_threshold(g, pipe.tag, pipe.default_threshold).value
+    decision = resolve_decision(g, pipe)
 
     def in_process():
-        faces = identify_photo(pipe, g, load_image(photo), threshold=thr)
+        faces = identify_photo(pipe, g, load_image(photo), decision)
         return 200 if faces and faces[0].name == "s1" else "wrong-answer"
 
     in_process()
@@ -297,7 +297,7 @@ def main() -> None:
         row["vs_pipeline"] = row["rps"] / base if base else None
     meta = {"uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
             "cpus": os.cpu_count(), "gallery_people": PEOPLE, "query": str(QUERY.relative_to(REPO)),
-            "serve_startup_s": round(startup, 2), "serve_startup_cpu_s": startup_cpu, "threshold": thr}
+            "serve_startup_s": round(startup, 2), "serve_startup_cpu_s": startup_cpu, "threshold": decision.threshold}
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=1))
         return

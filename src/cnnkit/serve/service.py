@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from cnnkit import __version__
+from cnnkit.core.euclidean import euclidean_rows
 from cnnkit.core.errors import EncoderMismatchError, UnknownNameError
 from cnnkit.data.image_io import load_image
 from cnnkit.serve.galleries import SERVE_NS, GalleryRegistry
@@ -75,7 +76,6 @@ class Service:
         self._pending = 0
         self._lock = threading.Lock()
         self._mean_s = 0.1  # running mean of one inference job, for Retry-After
-        self._thresholds: dict[tuple[str, str], Any] = {}
         self.rejected = 0
         self.started = time.time()
 
@@ -138,40 +138,21 @@ class Service:
         return await asyncio.get_running_loop().run_in_executor(self._io, lambda: fn(*args))
 
     # -- the decision ----------------------------------------------------------------------------
-    def decision(self, gallery_name: str | None) -> dict[str, Any]:
-        """Threshold in force, its source and the method, for a gallery (or none: the encoder default).
+    def decision(self, gallery_name: str | None) -> Any:
+        """The :class:`~cnnkit.faces.Decision` in force for a gallery (or none: the encoder default),
+        the CLI's own (:func:`~cnnkit.faces.recognition.resolve_decision`, ``method="auto"``): its
+        gallery estimate is kept in the gallery until a face is added or removed, so this reads a
+        few settings rows, not the embeddings."""
+        from cnnkit.faces.recognition import resolve_decision
 
-        The threshold is the CLI's (:func:`~cnnkit.faces.recognition.resolve_threshold`). Its
-        estimate from the gallery reads every embedding (0.2 s at 1,000 people here), so it is kept
-        until the gallery's embeddings or its stored threshold change (until ``faces`` caches its
-        own decision)."""
-        from cnnkit.faces.recognition import resolve_threshold, stored_head
-
-        pipe = self.pipeline
-        if gallery_name is None:
-            thr = resolve_threshold(None, pipe.tag, pipe.default_threshold)
-            return {"threshold": thr.value, "threshold_source": thr.source, "method": "distance", "head": None}
-        g = self.galleries.get(gallery_name)
-        matrix, names = g.embeddings()
-        digest = hashlib.blake2b(np.ascontiguousarray(matrix).tobytes(), digest_size=16)
-        digest.update("\0".join(names).encode())
-        digest.update(json.dumps(g.get_setting(pipe.tag, "threshold")).encode())
-        key = (gallery_name, digest.hexdigest())
-        thr = self._thresholds.get(key)
-        if thr is None:
-            thr = resolve_threshold(g, pipe.tag, pipe.default_threshold)
-            with self._lock:
-                self._thresholds = {k: v for k, v in self._thresholds.items() if k[0] != gallery_name}
-                self._thresholds[key] = thr
-        head = stored_head(g, pipe.tag, "auto")
-        return {"threshold": thr.value, "threshold_source": thr.source,
-                "method": "head" if head is not None else "distance", "head": head}
+        g = None if gallery_name is None else self.galleries.get(gallery_name)
+        return resolve_decision(g, self.pipeline, method="distance" if g is None else "auto")
 
     def info(self, gallery_name: str | None = None) -> dict[str, Any]:
         d = self.decision(gallery_name)
         return {"version": __version__, "encoder_tag": self.pipeline.tag, "dimension": self.pipeline.dim,
-                "metric": "euclidean", "gallery": gallery_name, "threshold": round(d["threshold"], 6),
-                "threshold_source": d["threshold_source"], "method": d["method"],
+                "metric": "euclidean", "gallery": gallery_name, "threshold": round(d.threshold, 6),
+                "threshold_source": d.threshold_source, "method": d.method,
                 "workers": self.config.workers, "queue": self.config.queue, "max_upload_bytes": self.config.max_upload,
                 "liveness_check": False}
 
@@ -208,16 +189,14 @@ class Service:
 
     # -- verification and identification ----------------------------------------------------------
     def verify_subject(self, gallery_name: str, subject: str, data: bytes, face: str = "single") -> dict[str, Any]:
-        from cnnkit.faces.recognition import Threshold, verify_photo
+        from cnnkit.faces.recognition import verify_photo
 
         d = self.decision(gallery_name)
         g = self.galleries.get(gallery_name)
         rgb = self.image(data)
-        v = verify_photo(self.pipeline, g, subject, rgb, threshold=Threshold(d["threshold"], d["threshold_source"]),
-                         largest=(face == "largest"), head=d["head"])
+        v = verify_photo(self.pipeline, g, subject, rgb, d, largest=(face == "largest"))
         out = {"subject": subject, "gallery": gallery_name, "match": v.match, "distance": round(v.distance, 6),
-               "threshold": round(d["threshold"], 6), "threshold_source": d["threshold_source"],
-               "method": d["method"]}
+               "threshold": round(d.threshold, 6), "threshold_source": d.threshold_source, "method": d.method}
         if v.probability is not None:
             out["probability"] = round(v.probability, 6)
         return out
@@ -226,9 +205,9 @@ class Service:
         d = self.decision(None)
         a = self._one_face(self.image(data_a), face)
         b = self._one_face(self.image(data_b), face)
-        dist = float(np.linalg.norm(a.embedding.astype(np.float64) - b.embedding.astype(np.float64)))
-        return {"match": dist <= d["threshold"], "distance": round(dist, 6), "threshold": round(d["threshold"], 6),
-                "threshold_source": d["threshold_source"], "method": "distance",
+        dist = float(euclidean_rows(a.embedding, b.embedding))
+        return {"match": dist <= d.threshold, "distance": round(dist, 6), "threshold": round(d.threshold, 6),
+                "threshold_source": d.threshold_source, "method": "distance",
                 "box_a": _round_box(a.box), "box_b": _round_box(b.box)}
 
     def identify(self, gallery_name: str, data: bytes, top_k: int = 5) -> dict[str, Any]:
@@ -243,10 +222,10 @@ class Service:
         rgb = self.image(data)
         found = self.pipeline.faces(rgb)
         emb = np.stack([f.embedding for f in found]) if found else np.empty((0, self.pipeline.dim), np.float32)
-        named = identify_faces(emb, [f.box for f in found], g, threshold=d["threshold"], k=top_k, head=d["head"])
-        named = assign_once(named, d["threshold"], reassign=d["head"] is None)
-        return {"gallery": gallery_name, "threshold": round(d["threshold"], 6),
-                "threshold_source": d["threshold_source"], "method": d["method"],
+        named = identify_faces(emb, [f.box for f in found], g, d, k=top_k)
+        named = assign_once(named, d.threshold, reassign=d.head is None)
+        return {"gallery": gallery_name, "threshold": round(d.threshold, 6),
+                "threshold_source": d.threshold_source, "method": d.method,
                 "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
                 "faces": [f.to_dict() for f in named]}
 
