@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnkit.core.errors import CnnkitError, MultipleFacesError, NoFaceFoundError, UnknownNameError
 from cnnkit.data.image_io import load_image
-from cnnkit.faces.align import TEMPLATES, align_face, sp5_box
+from cnnkit.faces.align import TEMPLATES, align_face, apply_transform, similarity_transform, sp5_box
 from cnnkit.faces.detect import FaceDetector, ShapePredictor5, as_rgb_uint8, create_detector
 from cnnkit.faces.encoders import FaceEncoder, embed_chips, load_face_encoder
 from cnnkit.faces.types import Detection, FaceResult
@@ -152,6 +152,9 @@ class FacePipeline:
         if det.kind == "whole":
             return rgb
         size, padding = self.encoder.chip_size, self.encoder.chip_padding
+        template = getattr(self.encoder, "chip_template", None)
+        if template is not None:  # the encoder's own five-point template (RetinaFace point order)
+            return align_face(rgb, retinaface_points(det), template=template, size=size, padding=padding)
         if self.alignment in ("sp5", "joint") and det.kind != "dlib5":
             dlib_points = self._sp5(rgb, sp5_box(det.landmarks, det.kind))
             if self.alignment == "sp5":
@@ -226,6 +229,16 @@ class FacePipeline:
         if len(dets) > 1 and not largest:
             raise MultipleFacesError(name, len(dets))
         return primary_face(dets, shape)
+
+
+def retinaface_points(det: Detection) -> np.ndarray:
+    """The detection's five points in RetinaFace's convention (eye centres, nose tip, mouth
+    corners), shape (5, 2): RetinaFace's own, or for dlib's five points (eye corners, nose base)
+    the RetinaFace template carried through the similarity that fits dlib's template onto them."""
+    if det.kind == "retinaface":
+        return np.asarray(det.landmarks, dtype=np.float64)
+    m = similarity_transform(TEMPLATES[det.kind], np.asarray(det.landmarks, dtype=np.float64))
+    return apply_transform(m, TEMPLATES["retinaface"])
 
 
 def _result(det: Detection, embedding: np.ndarray) -> FaceResult:
