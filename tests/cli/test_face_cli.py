@@ -313,3 +313,41 @@ def test_demo_small(tmp_path):
     assert out["rank1"] >= 0.9 and out["rejection"] >= 0.5
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.count("<figure") == 10 + 26 and "data:image/jpeg;base64," in html
+
+
+def _orl_with_faceless(tmp_path: Path, people=("s1", "s2", "s3", "s4")) -> tuple[Path, list[Path]]:
+    """ORL people copied, plus one blank and one noise photo (no face) in the first two folders."""
+    root = tmp_path / "mixed"
+    for s in people:
+        (root / s).mkdir(parents=True)
+        for i in range(1, 6):
+            (root / s / f"{i}.pgm").write_bytes((ORL / s / f"{i}.pgm").read_bytes())
+    blank, noise = root / people[0] / "blank.png", root / people[1] / "noise.png"
+    Image.fromarray(np.full((112, 92), 128, np.uint8)).save(blank)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (112, 92), dtype=np.uint8)).save(noise)
+    return root, [blank, noise]
+
+
+def test_oneshot_completes_when_photos_have_no_face(tmp_path):
+    root, faceless = _orl_with_faceless(tmp_path)
+    r = run("face", "oneshot", str(root), "--people", "s1..s3", "--unknown", "s4", "--seeds", "2",
+            "--format", "json", expect=0)
+    out = last_json(r)
+    assert out["no_face"] == 2 and sorted(out["no_face_files"]) == sorted(map(str, faceless))
+    for f in faceless:
+        assert f"no face: {f}" in r.stderr
+    # 3 people x 5 photos, one enrolled each: 12 probes with a face (the two faceless ones are extra)
+    assert out["probes"] == 12 and out["people"] == 3
+    assert out["rank1"] == 1.0
+    assert out["rank1_no_face_as_miss"] == pytest.approx(12 / 14)
+    assert out["unknown_people"] == 1 and out["unknown_probes"] == 5
+    assert set(out["dir_at_fpir"]) == {"0.01", "0.1"} and 0 <= out["dir_at_fpir"]["0.01"] <= 12 / 14
+
+
+def test_evaluate_names_the_image_without_a_face(tmp_path):
+    root, train, test = _pairs_root(tmp_path)
+    Image.fromarray(np.full((112, 92, 3), 128, np.uint8)).save(root / "s6" / "s6_0002.jpg")
+    r = run("face", "evaluate", str(test), "--root", str(root), "--train", str(train), "--format", "json", expect=0)
+    ev = last_json(r)
+    assert ev["no_face"] == 1 and ev["no_face_files"] == [os.path.join("s6", "s6_0002.jpg")]
+    assert "no face: " + os.path.join("s6", "s6_0002.jpg") in r.stderr

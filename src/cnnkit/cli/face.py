@@ -325,27 +325,43 @@ def evaluate(pairs_file: str, root: str, train_file: str | None, encoder: str, d
     out = {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "folds": len(accs),
            "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far,
            "far_supported_down_to": report.far_supported_down_to, "threshold": threshold,
-           "no_face": len(set(no_face)), "pairs": report.pairs, "encoder": pipeline.tag}
-    emit(out, fmt)
+           "no_face": len(set(no_face)), "no_face_files": sorted(set(no_face)), "pairs": report.pairs,
+           "encoder": pipeline.tag}
+    _report_no_face(out["no_face_files"])
+    emit(out, fmt, rows=[{k: v for k, v in out.items() if k != "no_face_files"}])
 
 
 @face.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--seeds", default=10, show_default=True, help="Random one-shot galleries.")
 @click.option("--people", default=None, help="Only these sub-folders: names, globs or ranges (s31..s40).")
+@click.option("--unknown", default=None, metavar="PEOPLE",
+              help="Sub-folders never enrolled (same forms as --people): open-set DIR at FPIR 0.01 and 0.1.")
 @encoder_option
 @device_option
 @format_option
-def oneshot(data_dir: str, seeds: int, people: str | None, encoder: str, detector: str, device: str,
-            fmt: str) -> None:
+def oneshot(data_dir: str, seeds: int, people: str | None, unknown: str | None, encoder: str, detector: str,
+            device: str, fmt: str) -> None:
     """One-shot identification on DATA_DIR (one sub-folder per person): per seed, enrol one random
     photo per person in a fresh in-memory gallery and identify all the others; rank-1 mean and std.
-    A model trained with `cnnkit train` encodes whole images as it was trained to."""
+    Photos without a face are skipped, counted and listed (no_face, no_face_files);
+    rank1_no_face_as_miss scores them as misses. A model trained with `cnnkit train` encodes whole
+    images as it was trained to."""
     from cnnkit.nn.checkpoint import is_model_path
-    from cnnkit.train.oneshot import oneshot_eval, pipeline_encode_fn
+    from cnnkit.train.oneshot import oneshot_eval
 
-    fn = encoder if is_model_path(encoder) else pipeline_encode_fn(_pipeline(encoder, detector, device))
-    emit(oneshot_eval(data_dir, fn, seeds=seeds, people=people, device=device), fmt)
+    fn = encoder if is_model_path(encoder) else _pipeline(encoder, detector, device)
+    result = oneshot_eval(data_dir, fn, seeds=seeds, people=people, unknown=unknown, device=device)
+    _report_no_face(result["no_face_files"])
+    emit(result, fmt, rows=[{k: v for k, v in result.items() if k != "no_face_files"}])
+
+
+def _report_no_face(files: list[str]) -> None:
+    """One stderr line per photo that gave no face, then the count."""
+    for f in files:
+        click.echo(f"no face: {f}", err=True)
+    if files:
+        click.echo(f"{len(files)} photo(s) without a face skipped (failure to acquire)", err=True)
 
 
 @face.group()
