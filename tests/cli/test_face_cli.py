@@ -351,3 +351,23 @@ def test_evaluate_names_the_image_without_a_face(tmp_path):
     ev = last_json(r)
     assert ev["no_face"] == 1 and ev["no_face_files"] == [os.path.join("s6", "s6_0002.jpg")]
     assert "no face: " + os.path.join("s6", "s6_0002.jpg") in r.stderr
+
+
+def test_gallery_keeps_its_encoder_when_the_default_changes(tmp_path, monkeypatch):
+    import cnnkit.faces.encoders as encoders
+
+    db = tmp_path / "old.sqlite"
+    monkeypatch.setattr(encoders, "DEFAULT_ENCODER", "dlib_resnet")
+    for s in ("s1", "s2"):
+        run("face", "enroll", s, str(ORL / s / "1.pgm"), "--format", "json", db=db, expect=0)
+    old_tag = SQLiteGallery(db).encoder_tag
+    monkeypatch.setattr(encoders, "DEFAULT_ENCODER", "sface")  # an upgrade of the default
+    out = last_json(run("face", "verify", "s1", str(ORL / "s1" / "2.pgm"), "--format", "json", db=db, expect=0))
+    assert out["match"] is True
+    ident = last_json(run("face", "identify", str(ORL / "s2" / "3.pgm"), "--format", "json", db=db, expect=0))
+    assert ident["results"][0]["faces"][0]["name"] == "s2"
+    assert SQLiteGallery(db).encoder_tag == old_tag and old_tag.startswith("dlib_resnet:")
+    # a new gallery gets the new default
+    new = tmp_path / "new.sqlite"
+    run("face", "enroll", "s1", str(ORL / "s1" / "1.pgm"), "--format", "json", db=new, expect=0)
+    assert SQLiteGallery(new).encoder_tag.startswith("sface:")

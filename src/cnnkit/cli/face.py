@@ -16,8 +16,10 @@ from cnnkit.core.errors import CnnkitError, EncoderMismatchError
 def encoder_option(fn):
     fn = click.option("--detector", default="retinaface", show_default=True,
                       help="Face detector: retinaface or hog (dlib's, as face_recognition).")(fn)
-    return click.option("--encoder", default="dlib_resnet", show_default=True,
-                        help="Encoder name, or the path of a model trained with `cnnkit train`.")(fn)
+    return click.option("--encoder", default=None,
+                        help="Encoder name (a fusion: dlib_resnet+sface), or the path of a model trained with "
+                             "`cnnkit train` [default: the one the gallery's encodings come from, else "
+                             "cnnkit.faces.encoders.DEFAULT_ENCODER].")(fn)
 
 
 def decision_options(fn):
@@ -49,12 +51,15 @@ def _decision(gallery, pipeline, threshold: float | None, method: str):
     return thr, head
 
 
-def _pipeline(encoder: str, detector: str, device: str):
+def _pipeline(encoder: str | None, detector: str, device: str, gallery=None):
+    """The pipeline of ``encoder``, or (None) of the gallery's own encoder, else the default."""
     from cnnkit.cli._options import face_threads
     from cnnkit.faces import FacePipeline
+    from cnnkit.faces.encoders import choose_encoder
 
     face_threads()
-    return FacePipeline(encoder, detector=detector, device=device)
+    tag = gallery.encoder_tag if gallery is not None else None
+    return FacePipeline(choose_encoder(encoder, tag), detector=detector, device=device)
 
 
 def _gallery(db: str | None, *, create: bool = True):
@@ -110,7 +115,7 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
         if not hasattr(gallery, "create_index"):
             raise click.UsageError("--index needs a PostgreSQL gallery (--db postgresql://...); SQLite search is exact")
         gallery.create_index(index, m=hnsw_m, ef_construction=ef_construction)
-    pipeline = _pipeline(encoder, detector, device)
+    pipeline = _pipeline(encoder, detector, device, gallery)
     outcomes = []
     bar = progress_bar(len(items), "enrolling")
     try:
@@ -146,7 +151,7 @@ def verify(name: str, photo: str, threshold: float | None, method: str, encoder:
     from cnnkit.faces.recognition import verify_photo
 
     gallery = _gallery(db, create=False)
-    pipeline = _pipeline(encoder, detector, device)
+    pipeline = _pipeline(encoder, detector, device, gallery)
     thr, head = _decision(gallery, pipeline, threshold, method)
     result = verify_photo(pipeline, gallery, name, photo, threshold=thr, head=head)
     emit(result.to_dict(), fmt)
@@ -169,7 +174,7 @@ def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: 
         if not hasattr(gallery, "ef_search"):
             raise click.UsageError("--ef-search needs a PostgreSQL gallery with an HNSW index")
         gallery.ef_search = ef_search
-    pipeline = _pipeline(encoder, detector, device)
+    pipeline = _pipeline(encoder, detector, device, gallery)
     thr, head = _decision(gallery, pipeline, threshold, method)
     results: list[dict[str, Any]] = []
     errors = 0
@@ -350,7 +355,7 @@ def oneshot(data_dir: str, seeds: int, people: str | None, unknown: str | None, 
     from cnnkit.nn.checkpoint import is_model_path
     from cnnkit.train.oneshot import oneshot_eval
 
-    fn = encoder if is_model_path(encoder) else _pipeline(encoder, detector, device)
+    fn = encoder if encoder and is_model_path(encoder) else _pipeline(encoder, detector, device)
     result = oneshot_eval(data_dir, fn, seeds=seeds, people=people, unknown=unknown, device=device)
     _report_no_face(result["no_face_files"])
     emit(result, fmt, rows=[{k: v for k, v in result.items() if k != "no_face_files"}])

@@ -24,6 +24,8 @@ __all__ = [
     "DlibResNetEncoder",
     "SFaceEncoder",
     "register_face_encoder",
+    "DEFAULT_ENCODER",
+    "choose_encoder",
     "list_face_encoders",
     "load_face_encoder",
 ]
@@ -88,6 +90,32 @@ def embed_chips(encoder: FaceEncoder, chips: list[np.ndarray], *, flip: bool) ->
 
 _ENCODERS: dict[str, Callable[..., FaceEncoder]] = {}
 
+#: the encoder of a new gallery, and of the commands that use none
+DEFAULT_ENCODER = "dlib_resnet"
+
+
+def choose_encoder(explicit: str | None = None, gallery_tag: str | None = None) -> str:
+    """The encoder to run: ``explicit`` when given; else the one whose tag the gallery's encodings
+    carry, so that a change of :data:`DEFAULT_ENCODER` never makes a gallery refuse its own people;
+    else :data:`DEFAULT_ENCODER`.
+
+    Raises:
+        UnknownNameError: the gallery's tag is not a registered encoder (or a fusion of them), e.g.
+            a model trained with ``cnnkit train``: it has to be named.
+    """
+    if explicit:
+        return explicit
+    if gallery_tag is None:
+        return DEFAULT_ENCODER
+    from cnnkit.faces.fused import spec_from_tag
+
+    spec = spec_from_tag(gallery_tag)
+    names = [part.split("*")[0] for part in (spec or "").split("+")]
+    if spec is None or not all(n in _ENCODERS for n in names):
+        raise UnknownNameError(f"this gallery's encodings come from {gallery_tag!r}, which is not a registered "
+                               "encoder; name it with --encoder (e.g. the model directory)")
+    return spec
+
 
 def register_face_encoder(name: str) -> Callable[[Callable[..., FaceEncoder]], Callable[..., FaceEncoder]]:
     """Class decorator: make an encoder loadable by ``name``."""
@@ -105,8 +133,9 @@ def list_face_encoders() -> list[str]:
 
 
 def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu", **options: Any) -> FaceEncoder:
-    """Build an encoder by registered name, from a dlib ResNet ``.dat`` weights file, or from a
-    model directory written by ``cnnkit train``.
+    """Build an encoder by registered name, a fusion of registered names (``"dlib_resnet+sface"``,
+    see :mod:`cnnkit.faces.fused`), from a dlib ResNet ``.dat`` weights file, or from a model
+    directory written by ``cnnkit train``.
 
     Nothing is read until the first :meth:`FaceEncoder.encode` (or ``tag``) call.
 
@@ -114,6 +143,10 @@ def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cp
         options: passed to the encoder (e.g. ``backend="dlib"`` for ``dlib_resnet``).
     """
     key = os.fspath(name_or_path)
+    from cnnkit.faces.fused import FusedEncoder, is_fused_spec
+
+    if is_fused_spec(key) and not os.path.exists(key):
+        return FusedEncoder.from_spec(key, device=device)  # type: ignore[return-value]
     if key in _ENCODERS:
         return _ENCODERS[key](device=device, **options)
     if key.endswith(".dat"):
@@ -180,6 +213,8 @@ class DlibResNetEncoder(_WeightsFile):
     version = "1"
     dim = 128
     default_threshold = 0.6
+    #: the same threshold for L2-normalised encodings (fusion): 0.6 / 1.42, their mean norm on LFW
+    unit_threshold = 0.6 / 1.42
     chip_size = 150
     chip_padding = 0.25
     whole_image = False

@@ -112,13 +112,20 @@ def train_head(pipeline: Any, pairs: str, *, root: str | None = None, features: 
     feats = tuple(features)
     if "chi2" in feats and (ea.min() < 0 or eb.min() < 0):
         raise CnnkitError("--features chi2 needs non-negative embeddings; this encoder's have negative entries")
-    head = fit_pair_head(torch.from_numpy(ea), torch.from_numpy(eb), torch.from_numpy(same), features=feats)
+    blocks = tuple(getattr(pipeline.encoder, "blocks", (ea.shape[1],)))
+    head = fit_pair_head(torch.from_numpy(ea), torch.from_numpy(eb), torch.from_numpy(same), features=feats,
+                         blocks=blocks)
     threshold, _ = best_threshold(euclidean_rows(ea, eb), same)
     head_json = head.to_json(encoder_tag=pipeline.tag, trained_on=os.path.basename(os.path.normpath(pairs)))
     train = compare_head_and_threshold(head_json, threshold, ea, eb, same)
     result: dict[str, Any] = {"encoder_tag": pipeline.tag, "train_pairs": int(len(same)), "features": list(feats),
                               "threshold": threshold, "train_head_accuracy": train["head_accuracy"],
                               "train_threshold_accuracy": train["threshold_accuracy"]}
+    if feats == ("block_sq",):  # the weighted sum of the parts' squared distances it decides by
+        from cnnkit.faces.fused import fusion_from_head
+
+        stored = getattr(pipeline.encoder, "weights", (1.0,) * len(blocks))
+        result.update(fusion_from_head(json.loads(head_json), stored))
     decide = train
     if test:
         ta, tb, tsame = load_pairs(test, pipeline, root=test_root or root, pairs_per_person=pairs_per_person,

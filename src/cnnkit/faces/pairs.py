@@ -199,7 +199,19 @@ def encode_files(
         file -> encoding (D,) float32, or the error (no face, unreadable file).
     """
     files = list(dict.fromkeys(files))
+    parts = pipeline.part_pipelines() if getattr(pipeline.encoder, "parts", None) else []
+    if parts:  # a fused encoder: each part through its own cache, then combined
+        per_part = [encode_files(p, files, cache_dir=cache_dir, progress=progress) for p in parts]
+        fused: dict[Path, np.ndarray | CnnkitError] = {}
+        for f in files:
+            got = [pp[f] for pp in per_part]
+            bad = next((g for g in got if not isinstance(g, np.ndarray)), None)
+            fused[f] = bad if bad is not None else pipeline.encoder.combine([g[None] for g in got])[0]
+        return fused
     cache = EncodingCache(pipeline.config_key, cache_dir)
+    without_retry = getattr(pipeline, "config_key_without_retry", pipeline.config_key)
+    # encodings made without the detection retry stand when they found a face
+    found = EncodingCache(without_retry, cache_dir) if without_retry != pipeline.config_key else None
     out: dict[Path, np.ndarray | CnnkitError] = {}
     todo: list[Path] = []
     shas: dict[Path, str] = {}
@@ -209,6 +221,9 @@ def encode_files(
             continue
         shas[f] = sha256_file(f)
         known, vec = cache.get(shas[f])
+        if not known and found is not None and found.get(shas[f])[1] is not None:
+            known, vec = True, found.get(shas[f])[1]
+            cache.put(shas[f], vec)
         if not known:
             todo.append(f)
         else:
@@ -231,6 +246,7 @@ def encode_files(
                     cache.save()
         finally:
             cache.save()
+    cache.save()
     return out
 
 

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
@@ -17,7 +18,8 @@ from cnnkit.core.errors import CnnkitError, MultipleFacesError, NoFaceFoundError
 from cnnkit.data.image_io import load_image
 from cnnkit.faces.align import TEMPLATES, align_face, apply_transform, similarity_transform, sp5_box
 from cnnkit.faces.detect import FaceDetector, ShapePredictor5, as_rgb_uint8, create_detector
-from cnnkit.faces.encoders import FaceEncoder, embed_chips, load_face_encoder
+from cnnkit.faces.encoders import FaceEncoder, choose_encoder, embed_chips, load_face_encoder
+from cnnkit.faces.illumination import ENHANCERS, enhance
 from cnnkit.faces.types import Detection, FaceResult
 
 __all__ = ["FacePipeline", "primary_face", "ALIGNMENTS"]
@@ -50,8 +52,9 @@ class FacePipeline:
     """Detect, align and encode faces.
 
     Args:
-        encoder: a registered encoder name (see ``list_face_encoders()``), a dlib ``.dat`` file,
-            or an encoder object.
+        encoder: a registered encoder name (see ``list_face_encoders()``), a fusion
+            (``"dlib_resnet+sface"``), a dlib ``.dat`` file, or an encoder object; ``None``: the
+            default (:func:`~cnnkit.faces.encoders.choose_encoder`).
         detector: ``"retinaface"`` (default) or ``"hog"`` (dlib HOG + 5-point predictor, the
             face_recognition pipeline).
         score_threshold: detector score threshold (``None``: the detector's default).
@@ -66,6 +69,14 @@ class FacePipeline:
     pairsDevTrain among the variants in ``benchmarks/lfw_view1.py`` (0.9923; 0.990 on
     pairsDevTest with the threshold 0.599 chosen on pairsDevTrain).
         batch_size: chips per encoder call in :meth:`encode_many`.
+        retry_enhance: when the photo gives no face, detect again on a copy enhanced by this
+            (``"gamma_clahe"``: gamma to a mid-grey mean, then CLAHE; ``"clahe"``, ``"gamma"`` or
+            ``"none"``; see :mod:`cnnkit.faces.illumination`). Boxes and landmarks are in the
+            original's pixels; the chip is cut from the original. Photos in which a face is found
+            are never affected. gamma_clahe found the most faces in dark photos
+            (``benchmarks/illumination.py``).
+        chip_enhance: enhance every aligned chip before encoding (``"none"`` by default: measured
+            in ``benchmarks/illumination.py``).
         detector_options: further :class:`~cnnkit.faces.detect.DetectorConfig` fields.
 
     Attributes:
@@ -76,7 +87,7 @@ class FacePipeline:
 
     def __init__(
         self,
-        encoder: str | os.PathLike[str] | FaceEncoder = "dlib_resnet",
+        encoder: str | os.PathLike[str] | FaceEncoder | None = None,
         *,
         detector: str = "retinaface",
         score_threshold: float | None = None,
@@ -84,11 +95,15 @@ class FacePipeline:
         device: str = "cpu",
         alignment: str = "sp5",
         flip: bool | None = None,
+        retry_enhance: str = "gamma_clahe",
+        chip_enhance: str = "none",
         batch_size: int = 32,
         **detector_options: Any,
     ) -> None:
         if alignment not in ALIGNMENTS:
             raise UnknownNameError(f"unknown alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
+        if encoder is None:
+            encoder = choose_encoder()
         self.encoder: FaceEncoder = (
             load_face_encoder(encoder, device=device) if isinstance(encoder, (str, os.PathLike)) else encoder
         )
@@ -101,6 +116,10 @@ class FacePipeline:
         )
         self.alignment = "sp5" if detector == "hog" else alignment
         self.flip = bool(self.encoder.flip if flip is None else flip)
+        for value in (retry_enhance, chip_enhance):
+            if value not in ENHANCERS:
+                raise UnknownNameError(f"unknown illumination enhancement {value!r}; known: {', '.join(ENHANCERS)}")
+        self.retry_enhance, self.chip_enhance = retry_enhance, chip_enhance
         self.batch_size = int(batch_size)
         self.device = device
         self._sp5 = ShapePredictor5()
@@ -120,10 +139,29 @@ class FacePipeline:
 
     @property
     def config_key(self) -> str:
-        """Everything that changes an encoding: encoder tag, detector, its settings, alignment."""
+        """Everything that changes an encoding: encoder tag, detector, its settings, alignment, flip,
+        illumination settings."""
+        retry = f"|retry={self.retry_enhance}" if self.retry_enhance != "none" else ""
+        return self.config_key_without_retry + retry
+
+    @property
+    def config_key_without_retry(self) -> str:
+        """:attr:`config_key` without the detection retry: an encoding made with the retry off is
+        the same with it on when a face was found (the retry runs only when none is)."""
         cfg = self.detector.config
         settings = ",".join(f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if f.name != "threads")
-        return f"{self.tag}|{self.detector.tag}|{settings}|align={self.alignment}" + ("|flip" if self.flip else "")
+        chip = f"|chip={self.chip_enhance}" if self.chip_enhance != "none" else ""
+        return f"{self.tag}|{self.detector.tag}|{settings}{chip}|align={self.alignment}" + ("|flip" if self.flip else "")
+
+    def part_pipelines(self) -> list["FacePipeline"]:
+        """For a fused encoder, one pipeline per part, sharing this one's detector and settings
+        (their ``config_key`` is the part's own, so cached encodings of the part are reused)."""
+        out = []
+        for part in getattr(self.encoder, "parts", ()):
+            other = copy.copy(self)
+            other.encoder = part
+            out.append(other)
+        return out
 
     def __repr__(self) -> str:
         return (
@@ -145,14 +183,28 @@ class FacePipeline:
             h, w = rgb.shape[:2]
             return [Detection(box=(0.0, 0.0, float(w), float(h)), score=1.0,
                               landmarks=np.zeros((5, 2), np.float32), kind="whole")]
-        return self.detector.detect(rgb)
+        dets = self.detector.detect(rgb)
+        if not dets and self.retry_enhance != "none":
+            dets = self.detector.detect(enhance(rgb, self.retry_enhance))
+        return dets
 
-    def align(self, rgb: np.ndarray, det: Detection) -> np.ndarray:
-        """The encoder's chip for one detection, uint8 (S, S, 3) (the whole image for ``whole_image``)."""
+    def align(self, rgb: np.ndarray, det: Detection) -> Any:
+        """The encoder's chip for one detection, uint8 (S, S, 3) (the whole image for ``whole_image``;
+        for a fused encoder, a tuple with each part's chip)."""
+        parts = getattr(self.encoder, "parts", None)
+        if parts is not None:
+            return tuple(self._align_for(part, rgb, det) for part in parts)
+        return self._align_for(self.encoder, rgb, det)
+
+    def _align_for(self, encoder: FaceEncoder, rgb: np.ndarray, det: Detection) -> np.ndarray:
         if det.kind == "whole":
             return rgb
-        size, padding = self.encoder.chip_size, self.encoder.chip_padding
-        template = getattr(self.encoder, "chip_template", None)
+        chip = self._chip(encoder, rgb, det)
+        return chip if self.chip_enhance == "none" else enhance(chip, self.chip_enhance)
+
+    def _chip(self, encoder: FaceEncoder, rgb: np.ndarray, det: Detection) -> np.ndarray:
+        size, padding = encoder.chip_size, encoder.chip_padding
+        template = getattr(encoder, "chip_template", None)
         if template is not None:  # the encoder's own five-point template (RetinaFace point order)
             return align_face(rgb, retinaface_points(det), template=template, size=size, padding=padding)
         if self.alignment in ("sp5", "joint") and det.kind != "dlib5":
@@ -164,8 +216,13 @@ class FacePipeline:
             return align_face(rgb, points, template=template, size=size, padding=padding)
         return align_face(rgb, det.landmarks, kind=det.kind, size=size, padding=padding)
 
-    def encode(self, chips: list[np.ndarray]) -> np.ndarray:
-        """Embeddings of aligned chips, float32 (N, D) (:func:`~cnnkit.faces.encoders.embed_chips`)."""
+    def encode(self, chips: list[Any]) -> np.ndarray:
+        """Embeddings of aligned chips (as :meth:`align` makes them), float32 (N, D)
+        (:func:`~cnnkit.faces.encoders.embed_chips`; a fused encoder's parts each on their own chips)."""
+        parts = getattr(self.encoder, "parts", None)
+        if parts is not None:
+            return self.encoder.combine([embed_chips(p, [c[k] for c in chips], flip=self.flip)
+                                         for k, p in enumerate(parts)])
         return embed_chips(self.encoder, chips, flip=self.flip)
 
     # -- whole pipeline ---------------------------------------------------------------------

@@ -1,0 +1,61 @@
+"""The fused encoder: weighted concatenation of unit embeddings, so that its squared distance is
+the weighted sum of the parts' squared distances; its tag names the parts and gives its spec back."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnkit.core.errors import UnknownNameError
+from cnnkit.faces import FacePipeline, load_face_encoder
+from cnnkit.faces.encoders import choose_encoder
+from cnnkit.faces.fused import parse_fused_spec, spec_from_tag
+from cnnkit.faces.pairs import encode_files
+
+ORL = Path(__file__).resolve().parents[2] / "data" / "orl"
+
+
+def test_spec_parsing() -> None:
+    assert parse_fused_spec("dlib_resnet+sface") == (("dlib_resnet", "sface"), None)
+    assert parse_fused_spec("dlib_resnet*0.3, sface*0.7") == (("dlib_resnet", "sface"), (0.3, 0.7))
+    for bad in ("dlib_resnet", "dlib_resnet*0.3+sface", "a*-1+b*2", "a b+c"):
+        with pytest.raises(UnknownNameError):
+            parse_fused_spec(bad)
+
+
+def test_tag_gives_the_spec_back() -> None:
+    enc = load_face_encoder("dlib_resnet*1+sface*3")
+    assert enc.weights == (0.25, 0.75) and enc.dim == 256 and enc.blocks == (128, 128)
+    again = load_face_encoder(choose_encoder(None, enc.tag))
+    assert again.tag == enc.tag
+    assert spec_from_tag(load_face_encoder("sface").tag) == "sface"
+
+
+def test_squared_distance_is_the_weighted_sum_of_the_parts() -> None:
+    fused = FacePipeline("dlib_resnet*0.3+sface*0.7", threads=1)
+    dlib, sface = FacePipeline("dlib_resnet", threads=1), FacePipeline("sface", threads=1)
+    a, b = ORL / "s1" / "1.pgm", ORL / "s2" / "1.pgm"
+    fa, fb = fused.encode_one(a).embedding, fused.encode_one(b).embedding
+    assert np.linalg.norm(fa) == pytest.approx(1.0, abs=1e-5)
+
+    def unit_d2(pipe):
+        x, y = pipe.encode_one(a).embedding, pipe.encode_one(b).embedding
+        return float(np.sum((x / np.linalg.norm(x) - y / np.linalg.norm(y)) ** 2))
+
+    expected = 0.3 * unit_d2(dlib) + 0.7 * unit_d2(sface)
+    assert float(np.sum((fa - fb) ** 2)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_cached_fused_encodings_are_the_pipelines(tmp_path) -> None:
+    pipe = FacePipeline("dlib_resnet+sface", threads=1)
+    f = ORL / "s3" / "1.pgm"
+    cached = encode_files(pipe, [f], cache_dir=tmp_path, progress=False)[f]
+    np.testing.assert_allclose(cached, pipe.encode_one(f).embedding, atol=1e-6)
+    assert len(list(tmp_path.glob("*.npz"))) == 2  # one cache per part, shared with the parts alone
+
+
+def test_unregistered_gallery_tag_needs_an_explicit_encoder() -> None:
+    with pytest.raises(UnknownNameError, match="--encoder"):
+        choose_encoder(None, "mobilenet_v2_face:0:0123456789abcdef")
+    assert choose_encoder("sface", "dlib_resnet:1:0123456789abcdef") == "sface"
