@@ -59,3 +59,14 @@ def test_unregistered_gallery_tag_needs_an_explicit_encoder() -> None:
     with pytest.raises(UnknownNameError, match="--encoder"):
         choose_encoder(None, "mobilenet_v2_face:0:0123456789abcdef")
     assert choose_encoder("sface", "dlib_resnet:1:0123456789abcdef") == "sface"
+
+
+def test_fusion_weights_read_off_a_block_sq_head() -> None:
+    from cnnkit.faces.fused import fusion_from_head
+
+    # logit = 1.6 - 2 D_1 - 6 D_2 with stored weights 0.5, 0.5: same iff 1 d_1^2 + 3 d_2^2 < 1.6
+    out = fusion_from_head({"weights": [-2.0, -6.0], "bias": 1.6}, (0.5, 0.5))
+    assert out["fusion_weights"] == [0.25, 0.75]
+    assert out["fusion_threshold"] == pytest.approx((1.6 / 4) ** 0.5, abs=1e-4)
+    with pytest.raises(UnknownNameError):
+        fusion_from_head({"weights": [2.0, 6.0], "bias": 1.6}, (0.5, 0.5))

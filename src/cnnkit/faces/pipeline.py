@@ -75,8 +75,9 @@ class FacePipeline:
             original's pixels; the chip is cut from the original. Photos in which a face is found
             are never affected. gamma_clahe found the most faces in dark photos
             (``benchmarks/illumination.py``).
-        chip_enhance: enhance every aligned chip before encoding (``"none"`` by default: measured
-            in ``benchmarks/illumination.py``).
+        chip_enhance: ``"retried"``: when only the retry found the face, cut its chip from the
+            enhanced copy; an enhancer name: enhance every chip; ``"none"``: never (measured in
+            ``benchmarks/illumination.py``).
         detector_options: further :class:`~cnnkit.faces.detect.DetectorConfig` fields.
 
     Attributes:
@@ -96,7 +97,7 @@ class FacePipeline:
         alignment: str = "sp5",
         flip: bool | None = None,
         retry_enhance: str = "gamma_clahe",
-        chip_enhance: str = "none",
+        chip_enhance: str = "retried",
         batch_size: int = 32,
         **detector_options: Any,
     ) -> None:
@@ -116,9 +117,9 @@ class FacePipeline:
         )
         self.alignment = "sp5" if detector == "hog" else alignment
         self.flip = bool(self.encoder.flip if flip is None else flip)
-        for value in (retry_enhance, chip_enhance):
-            if value not in ENHANCERS:
-                raise UnknownNameError(f"unknown illumination enhancement {value!r}; known: {', '.join(ENHANCERS)}")
+        for value, known in ((retry_enhance, ENHANCERS), (chip_enhance, ENHANCERS + ("retried",))):
+            if value not in known:
+                raise UnknownNameError(f"unknown illumination enhancement {value!r}; known: {', '.join(known)}")
         self.retry_enhance, self.chip_enhance = retry_enhance, chip_enhance
         self.batch_size = int(batch_size)
         self.device = device
@@ -142,7 +143,8 @@ class FacePipeline:
         """Everything that changes an encoding: encoder tag, detector, its settings, alignment, flip,
         illumination settings."""
         retry = f"|retry={self.retry_enhance}" if self.retry_enhance != "none" else ""
-        return self.config_key_without_retry + retry
+        retried_chip = "|chip=retried" if retry and self.chip_enhance == "retried" else ""
+        return self.config_key_without_retry + retry + retried_chip
 
     @property
     def config_key_without_retry(self) -> str:
@@ -150,7 +152,7 @@ class FacePipeline:
         the same with it on when a face was found (the retry runs only when none is)."""
         cfg = self.detector.config
         settings = ",".join(f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if f.name != "threads")
-        chip = f"|chip={self.chip_enhance}" if self.chip_enhance != "none" else ""
+        chip = f"|chip={self.chip_enhance}" if self.chip_enhance not in ("none", "retried") else ""
         return f"{self.tag}|{self.detector.tag}|{settings}{chip}|align={self.alignment}" + ("|flip" if self.flip else "")
 
     def part_pipelines(self) -> list["FacePipeline"]:
@@ -177,16 +179,23 @@ class FacePipeline:
         return load_image(image), os.fspath(image)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Every face in an RGB uint8 image, largest first. For an encoder trained on whole,
-        tightly cropped photos (``whole_image``), the whole image is the one face."""
+        """Every face in an RGB uint8 image, largest first (retried on an enhanced copy when none
+        is found, see ``retry_enhance``). For an encoder trained on whole, tightly cropped photos
+        (``whole_image``), the whole image is the one face."""
+        return self._located(rgb)[0]
+
+    def _located(self, rgb: np.ndarray) -> tuple[list[Detection], np.ndarray]:
+        """The detections and the image to cut their chips from: the photo itself, or with
+        ``chip_enhance="retried"`` the enhanced copy when only that copy showed the faces."""
         if self.encoder.whole_image:
             h, w = rgb.shape[:2]
             return [Detection(box=(0.0, 0.0, float(w), float(h)), score=1.0,
-                              landmarks=np.zeros((5, 2), np.float32), kind="whole")]
+                              landmarks=np.zeros((5, 2), np.float32), kind="whole")], rgb
         dets = self.detector.detect(rgb)
-        if not dets and self.retry_enhance != "none":
-            dets = self.detector.detect(enhance(rgb, self.retry_enhance))
-        return dets
+        if dets or self.retry_enhance == "none":
+            return dets, rgb
+        copy = enhance(rgb, self.retry_enhance)
+        return self.detector.detect(copy), (copy if self.chip_enhance == "retried" else rgb)
 
     def align(self, rgb: np.ndarray, det: Detection) -> Any:
         """The encoder's chip for one detection, uint8 (S, S, 3) (the whole image for ``whole_image``;
@@ -200,7 +209,7 @@ class FacePipeline:
         if det.kind == "whole":
             return rgb
         chip = self._chip(encoder, rgb, det)
-        return chip if self.chip_enhance == "none" else enhance(chip, self.chip_enhance)
+        return chip if self.chip_enhance in ("none", "retried") else enhance(chip, self.chip_enhance)
 
     def _chip(self, encoder: FaceEncoder, rgb: np.ndarray, det: Detection) -> np.ndarray:
         size, padding = encoder.chip_size, encoder.chip_padding
@@ -229,10 +238,10 @@ class FacePipeline:
     def faces(self, image: ImageInput) -> list[FaceResult]:
         """Every face in the image (a path or an RGB/grey uint8 array), largest first."""
         rgb, _ = self.load(image)
-        dets = self.detect(rgb)
+        dets, source = self._located(rgb)
         if not dets:
             return []
-        emb = self.encode([self.align(rgb, d) for d in dets])
+        emb = self.encode([self.align(source, d) for d in dets])
         return [_result(d, e) for d, e in zip(dets, emb)]
 
     def encode_one(self, image: ImageInput, *, largest: bool = False) -> FaceResult:
@@ -247,8 +256,9 @@ class FacePipeline:
             InvalidImageError: the file is not a usable image.
         """
         rgb, name = self.load(image)
-        det = self._select(self.detect(rgb), rgb.shape, name, largest)
-        return _result(det, self.encode([self.align(rgb, det)])[0])
+        dets, source = self._located(rgb)
+        det = self._select(dets, rgb.shape, name, largest)
+        return _result(det, self.encode([self.align(source, det)])[0])
 
     def encode_many(
         self, paths: Iterable[str | os.PathLike[str]], *, largest: bool = False
@@ -264,8 +274,9 @@ class FacePipeline:
         for path in paths:
             try:
                 rgb, name = self.load(path)
-                det = self._select(self.detect(rgb), rgb.shape, name, largest)
-                pending.append((path, det, self.align(rgb, det)))
+                dets, source = self._located(rgb)
+                det = self._select(dets, rgb.shape, name, largest)
+                pending.append((path, det, self.align(source, det)))
                 n_chips += 1
             except CnnkitError as exc:
                 pending.append((path, None, exc))
