@@ -200,7 +200,9 @@ def test_gallery_of_another_encoder(tmp_path):
     db = tmp_path / "g.sqlite"
     with SQLiteGallery(db) as g:
         g.add_faces("someone", np.ones((1, 128), np.float32) / np.sqrt(128), tag="other_encoder:2:0123456789abcdef")
-    r = run("face", "enroll", "s1", str(ORL / "s1" / "1.pgm"), db=db)
+    r = run("face", "enroll", "s1", str(ORL / "s1" / "1.pgm"), db=db)  # the gallery's encoder is not registered
+    assert r.exit_code == 2 and "other_encoder:2" in r.stderr and "--encoder" in r.stderr
+    r = run("face", "enroll", "s1", str(ORL / "s1" / "1.pgm"), "--encoder", "dlib_resnet", db=db)
     assert r.exit_code == 2 and "other_encoder:2" in r.stderr and "dlib_resnet" in r.stderr
     r = run("face", "identify", str(ORL / "s1" / "2.pgm"), db=db)
     assert r.exit_code == 2 and "other_encoder:2" in r.stderr
@@ -371,3 +373,19 @@ def test_gallery_keeps_its_encoder_when_the_default_changes(tmp_path, monkeypatc
     new = tmp_path / "new.sqlite"
     run("face", "enroll", "s1", str(ORL / "s1" / "1.pgm"), "--format", "json", db=new, expect=0)
     assert SQLiteGallery(new).encoder_tag.startswith("sface:")
+
+
+def test_evaluate_head_on_ten_folds_fits_on_the_other_nine(tmp_path):
+    root, _, _ = _pairs_root(tmp_path)
+    lines = []
+    for k in range(10):  # fold k: 2 matched and 2 mismatched pairs of ORL people
+        s, t = 1 + k % 10, 1 + (k + 3) % 10
+        lines += [f"s{s}\t1\t2", f"s{t}\t3\t4", f"s{s}\t1\ts{t}\t2", f"s{t}\t3\ts{s}\t4"]
+    ordered = []
+    for k in range(10):
+        ordered += lines[4 * k: 4 * k + 4]
+    view2 = tmp_path / "view2.txt"
+    view2.write_text("10\t2\n" + "\n".join(ordered) + "\n")
+    ev = last_json(run("face", "evaluate", str(view2), "--root", str(root), "--method", "head", "--format", "json",
+                       expect=0))
+    assert ev["method"] == "head" and ev["folds"] == 10 and ev["accuracy"] >= 0.9

@@ -303,11 +303,17 @@ def _plot_roc(far, tar, path: str, *, title: str) -> None:
               help="Image root: image i of a person is ROOT/name/name_%04d.jpg.")
 @click.option("--train", "train_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="For a View 1 file: choose the threshold on these pairs (View 2: on the other 9 folds).")
+@click.option("--method", type=click.Choice(["distance", "head"]), default="distance", show_default=True,
+              help="Decide by a distance threshold, or by a binary head fitted like the threshold: on the "
+                   "other 9 folds (View 2) or on --train (View 1), never on the pairs scored.")
+@click.option("--features", default="auto", show_default=True,
+              help="--method head: pair features (see `cnnkit head train`); auto: block_sq for a fused "
+                   "encoder (fusion weights + threshold), abs otherwise.")
 @encoder_option
 @device_option
 @format_option
-def evaluate(pairs_file: str, root: str, train_file: str | None, encoder: str, detector: str, device: str,
-             fmt: str) -> None:
+def evaluate(pairs_file: str, root: str, train_file: str | None, method: str, features: str, encoder: str | None,
+             detector: str, device: str, fmt: str) -> None:
     """The LFW protocol: 10-fold accuracy for a View 2 file, or train/test for View 1 files."""
     import numpy as np
 
@@ -327,13 +333,37 @@ def evaluate(pairs_file: str, root: str, train_file: str | None, encoder: str, d
         no_face = list(no_face) + list(nf_train)
     else:
         raise click.UsageError("a View 1 pairs file needs --train PAIRS_TRAIN to choose the threshold on")
-    out = {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "folds": len(accs),
+    if method == "head":
+        accs = _head_accuracy(pipeline, pairs_file, root, train_file, features)
+    out = {"method": method, "accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "folds": len(accs),
            "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far,
            "far_supported_down_to": report.far_supported_down_to, "threshold": threshold,
            "no_face": len(set(no_face)), "no_face_files": sorted(set(no_face)), "pairs": report.pairs,
            "encoder": pipeline.tag}
     _report_no_face(out["no_face_files"])
     emit(out, fmt, rows=[{k: v for k, v in out.items() if k != "no_face_files"}])
+
+
+def _head_accuracy(pipeline, pairs_file: str, root: str, train_file: str | None, features: str) -> list[float]:
+    """Accuracy per scored fold of the binary head, fitted on the other folds (or on ``train_file``)."""
+    import numpy as np
+
+    from cnnkit.eval.verification import kfold_decision_accuracy
+    from cnnkit.faces import read_pairs
+    from cnnkit.faces.head import head_decider, pair_embeddings
+
+    feats = (("block_sq",) if getattr(pipeline.encoder, "parts", None) else ("abs",)) if features == "auto" \
+        else tuple(features.split(","))
+    pairs = read_pairs(pairs_file)
+    ea, eb, found = pair_embeddings(pipeline, pairs, root)
+    same, folds, score = pairs.labels, pairs.folds, None
+    if pairs.n_folds == 1:  # View 1: fold 0 = the training file, fold 1 = the pairs scored
+        train = read_pairs(train_file)
+        ta, tb, tfound = pair_embeddings(pipeline, train, root)
+        ea, eb, found = np.vstack([ta, ea]), np.vstack([tb, eb]), np.r_[tfound, found]
+        same, folds, score = np.r_[train.labels, same], np.r_[np.zeros(len(train)), np.ones(len(pairs))], [1]
+    return kfold_decision_accuracy(same, folds, head_decider(pipeline, ea, eb, same, found, features=feats),
+                                   score=score)
 
 
 @face.command()

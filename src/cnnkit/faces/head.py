@@ -23,7 +23,8 @@ from cnnkit.eval.verification import accuracy_at, best_threshold
 from cnnkit.nn.heads import fit_pair_head, head_probability
 from cnnkit.store.base import Gallery
 
-__all__ = ["load_pairs", "sample_pairs", "compare_head_and_threshold", "train_head", "store_head"]
+__all__ = ["load_pairs", "sample_pairs", "compare_head_and_threshold", "train_head", "store_head", "pair_embeddings",
+           "head_decider"]
 
 
 def _pairs_from_file(path: str, root: str | None, pipeline: Any, progress: bool
@@ -135,6 +136,44 @@ def train_head(pipeline: Any, pairs: str, *, root: str | None = None, features: 
                        "test_threshold_accuracy": decide["threshold_accuracy"]})
     result["better"] = "head" if decide["head_accuracy"] > decide["threshold_accuracy"] else "threshold"
     return head_json, result
+
+
+def pair_embeddings(pipeline: Any, pairs: Any, root: str | os.PathLike[str], *, progress: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Embeddings of both images of every pair of a :class:`~cnnkit.faces.pairs.PairsFile`,
+    (P, D) x 2, and (P,) bool: both images gave a face (NaN rows where not)."""
+    from cnnkit.faces.pairs import encode_files, lfw_image_path
+
+    files = {key: lfw_image_path(root, *key) for key in pairs.images()}
+    emb = encode_files(pipeline, files.values(), progress=progress)
+    dim = next((len(v) for v in emb.values() if isinstance(v, np.ndarray)), pipeline.dim)
+    ea, eb = np.full((len(pairs), dim), np.nan, np.float32), np.full((len(pairs), dim), np.nan, np.float32)
+    for k, p in enumerate(pairs.pairs):
+        a, b = emb[files[(p.name_a, p.index_a)]], emb[files[(p.name_b, p.index_b)]]
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            ea[k], eb[k] = a, b
+    return ea, eb, ~np.isnan(ea).any(1) & ~np.isnan(eb).any(1)
+
+
+def head_decider(pipeline: Any, emb_a: np.ndarray, emb_b: np.ndarray, same: np.ndarray, found: np.ndarray, *,
+                 features: Sequence[str]) -> Any:
+    """A ``decide(train_mask, test_mask)`` for :func:`~cnnkit.eval.verification.kfold_decision_accuracy`:
+    fits the head on the training pairs with a face in both images, and says "same" for a test pair
+    when its probability is above 0.5 (never for a pair without a face)."""
+    blocks = tuple(getattr(pipeline.encoder, "blocks", (emb_a.shape[1],)))
+
+    def decide(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        fit = train & found
+        head = fit_pair_head(torch.from_numpy(emb_a[fit]), torch.from_numpy(emb_b[fit]),
+                             torch.from_numpy(same[fit]), features=tuple(features), blocks=blocks)
+        spec = json.loads(head.to_json())
+        out = np.zeros(int(test.sum()), dtype=bool)
+        ok = found[test]
+        a, b = emb_a[test][ok], emb_b[test][ok]
+        out[ok] = np.array([head_probability(spec, x[None], y[None])[0, 0] > 0.5 for x, y in zip(a, b)], dtype=bool)
+        return out
+
+    return decide
 
 
 def store_head(gallery: Gallery, tag: str, head_json: str, method: str) -> None:
