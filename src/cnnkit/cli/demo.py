@@ -26,10 +26,10 @@ from cnnkit.cli._output import emit, progress_bar
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="demo-out", show_default=True,
               help="Folder for the gallery and report.html (the gallery is recreated).")
 @click.option("--enrolled", type=int, default=30, show_default=True, help="People s1..sN are enrolled.")
-@click.option("--encoder", default="dlib_resnet", show_default=True)
+@click.option("--encoder", default=None, help="Face encoder [default: cnnkit.faces.encoders.DEFAULT_ENCODER].")
 @device_option
 @format_option
-def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str, device: str, fmt: str) -> None:
+def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str | None, device: str, fmt: str) -> None:
     """One-shot recognition on ORL: enrol one photo per person, identify everyone else."""
     from cnnkit.core.errors import CnnkitError
     from cnnkit.core.paths import repo_data_dir
