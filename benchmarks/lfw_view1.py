@@ -85,12 +85,10 @@ def _head_row(label: str, pipe: FacePipeline, feats: tuple[str, ...], train, tes
            "test_pairs_without_face": int((~ef).sum()), "images_without_face": 0, "no_face_images": [],
            "wall_s": round(time.perf_counter() - t0, 1)}
     if feats == ("block_sq",):
-        import torch
+        from cnnkit.faces.head import fit_head
 
-        from cnnkit.nn.heads import fit_pair_head
-
-        head = fit_pair_head(torch.from_numpy(ta[tf]), torch.from_numpy(tb[tf]), torch.from_numpy(train.labels[tf]),
-                             features=feats, blocks=pipe.encoder.blocks)
+        head = fit_head(ta[tf], tb[tf], train.labels[tf], features=feats, blocks=pipe.encoder.blocks,
+                        stored_weights=pipe.encoder.weights)
         row.update(fusion_from_head(json.loads(head.to_json()), pipe.encoder.weights))
     return row
 

@@ -70,3 +70,34 @@ def test_fusion_weights_read_off_a_block_sq_head() -> None:
     assert out["fusion_threshold"] == pytest.approx((1.6 / 4) ** 0.5, abs=1e-4)
     with pytest.raises(UnknownNameError):
         fusion_from_head({"weights": [2.0, 6.0], "bias": 1.6}, (0.5, 0.5))
+
+
+def test_fit_fusion_finds_the_informative_part_and_the_best_threshold() -> None:
+    from cnnkit.eval.verification import best_threshold
+    from cnnkit.faces.fused import fit_fusion
+
+    rng = np.random.default_rng(0)
+    same = np.r_[np.ones(200, bool), np.zeros(200, bool)]
+    useful = np.where(same, rng.uniform(0.0, 0.9, 400), rng.uniform(1.1, 2.0, 400))  # separates alone
+    noise = rng.uniform(0.0, 2.0, 400)
+    (w1, w2), thr, acc = fit_fusion(np.stack([useful, noise], 1), same)
+    assert acc == 1.0 and w1 > 0.5 and w1 + w2 == pytest.approx(1.0)
+    fused = np.sqrt(w1 * useful + w2 * noise)
+    assert np.mean((fused <= thr) == same) == 1.0
+    assert best_threshold(fused, same)[1] == acc
+
+
+def test_block_sq_head_over_a_fusion_decides_by_the_fitted_weights() -> None:
+    import json
+
+    from cnnkit.faces.fused import fusion_from_head
+    from cnnkit.faces.head import fit_head
+
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(300, 6)).astype(np.float32)
+    b = a + rng.normal(scale=np.r_[[0.05] * 3, [1.0] * 3], size=(300, 6)).astype(np.float32)
+    same = rng.uniform(size=300) < 0.5
+    b[~same, :3] = rng.normal(size=(int((~same).sum()), 3))  # the first block tells people apart
+    head = fit_head(a, b, same, features=("block_sq",), blocks=(3, 3), stored_weights=(0.5, 0.5))
+    fused = fusion_from_head(json.loads(head.to_json()), (0.5, 0.5))
+    assert fused["fusion_weights"][0] > 0.5

@@ -20,14 +20,15 @@ import numpy as np
 
 from cnnkit.core.errors import UnknownNameError
 
-__all__ = ["FUSIONS", "FusedEncoder", "is_fused_spec", "parse_fused_spec", "spec_from_tag", "fusion_from_head"]
+__all__ = ["FUSIONS", "FusedEncoder", "is_fused_spec", "parse_fused_spec", "spec_from_tag", "fusion_from_head",
+           "fit_fusion"]
 
-#: parts -> (weights, Euclidean threshold on the fused vector), fitted by the binary head over the
+#: parts -> (weights, Euclidean threshold on the fused vector), fitted for accuracy by the binary head over the
 #: parts' squared distances (``--features block_sq``) on LFW pairsDevTrain with the default
 #: pipeline (RetinaFace; dlib's chip by its 5-point predictor for dlib_resnet, OpenCV's template for
 #: sface; mirror averaged): see ``benchmarks/lfw_view1.py``.
 FUSIONS: dict[tuple[str, ...], tuple[tuple[float, ...], float]] = {
-    ("dlib_resnet", "sface"): ((0.5, 0.5), 0.8),
+    ("dlib_resnet", "sface"): ((0.76, 0.24), 0.6657),
 }
 
 _PART = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?:\*\s*([0-9.eE+-]+))?\s*$")
@@ -160,3 +161,32 @@ def fusion_from_head(spec: dict[str, Any], stored_weights: Any) -> dict[str, Any
         raise UnknownNameError("this head does not count distance against 'same person'; no fusion weights")
     return {"fusion_weights": [round(float(x) / total, 4) for x in v],
             "fusion_threshold": round(float(np.sqrt(float(spec["bias"]) / total)), 4)}
+
+
+def fit_fusion(part_d2: np.ndarray, same: np.ndarray, *, step: float = 0.01) -> tuple[tuple[float, float], float, float]:
+    """The weights and threshold of two parts' fusion with the highest accuracy on labelled pairs.
+
+    Every weight ``w`` of the first part in [0, 1] (in ``step``s) is tried with its best threshold
+    on ``sqrt(w d_1^2 + (1 - w) d_2^2)``; among the most accurate weights, the middle of the widest
+    run of them is taken (the choice farthest from where accuracy drops).
+
+    Args:
+        part_d2: (T, 2) squared distances between the unit embeddings of each part.
+        same: (T,) bool labels.
+
+    Returns:
+        ``((w, 1 - w), threshold on the fused vector, training accuracy)``.
+    """
+    from cnnkit.core.checks import check_shape
+    from cnnkit.eval.verification import best_threshold
+
+    d2 = np.asarray(part_d2, dtype=np.float64)
+    check_shape(d2, "T 2", name="part_d2")
+    grid = np.round(np.arange(0.0, 1.0 + 1e-9, step), 6)
+    fits = [best_threshold(np.sqrt(w * d2[:, 0] + (1 - w) * d2[:, 1]), same) for w in grid]
+    acc = np.array([a for _, a in fits])
+    best = np.flatnonzero(acc >= acc.max() - 1e-12)
+    runs = np.split(best, np.flatnonzero(np.diff(best) > 1) + 1)
+    widest = max(runs, key=len)
+    i = int(widest[len(widest) // 2])
+    return (float(grid[i]), float(1 - grid[i])), float(fits[i][0]), float(acc[i])
