@@ -19,8 +19,10 @@ def device() -> str:
 
 @pytest.fixture(scope="session")
 def orl_dir() -> Path:
-    path = DATA / "orl"
-    assert path.is_dir(), f"{path} is part of the repository and must exist"
+    from cnnkit.core.assets import orl_dir as packaged
+
+    path = packaged()
+    assert path.is_dir(), f"{path} ships inside the cnnkit package and must exist"
     return path
 
 

