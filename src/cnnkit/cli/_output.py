@@ -4,17 +4,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from typing import Any, Mapping, Sequence
 
 import click
+
+from cnnkit.core.numbers import format_metric, round_metric
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
+        return format_metric(value)
     if isinstance(value, (list, tuple)):
         return " ".join(_cell(v) for v in value)
     if isinstance(value, Mapping):

@@ -1,4 +1,4 @@
-"""``cnnkit demo``: the main job on the AT&T/ORL faces that ship in the repository.
+"""``cnnkit demo``: the main job on the AT&T/ORL faces that ship inside the cnnkit package.
 
 Enrol one photo (1.pgm) of each of s1..s30 into a fresh SQLite gallery, then identify all other
 photos of s1..s30 and every photo of s31..s40 (never enrolled). The threshold is not given: it is
@@ -16,29 +16,30 @@ from pathlib import Path
 
 import click
 
-from cnnkit.cli._options import device_option, format_option
+from cnnkit.cli._options import current_threads, device_option, format_option, threads_option
 from cnnkit.cli._output import emit, progress_bar
 
 
 @click.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="ORL folder (s1..s40/N.pgm) [default: data/orl of this checkout, or $CNNKIT_DATA/orl].")
+              help="ORL folder (s1..s40/N.pgm) [default: the copy shipped in the cnnkit package].")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="demo-out", show_default=True,
               help="Folder for the gallery and report.html (the gallery is recreated).")
 @click.option("--enrolled", type=int, default=30, show_default=True, help="People s1..sN are enrolled.")
 @click.option("--encoder", default=None, help="Face encoder [default: cnnkit.faces.encoders.DEFAULT_ENCODER].")
 @device_option
+@threads_option
 @format_option
 def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str | None, device: str, fmt: str) -> None:
     """One-shot recognition on ORL: enrol one photo per person, identify everyone else."""
     from cnnkit.core.errors import CnnkitError
-    from cnnkit.core.paths import repo_data_dir
+    from cnnkit.core.assets import orl_dir
     from cnnkit.eval.identification import open_set_report
     from cnnkit.faces import FacePipeline
     from cnnkit.faces.recognition import enrol_photos, identify_photo, resolve_threshold
     from cnnkit.store import SQLiteGallery
 
-    root = Path(data_dir) if data_dir else repo_data_dir() / "orl"
+    root = Path(data_dir) if data_dir else orl_dir()
     people = sorted((p for p in root.glob("s*") if p.is_dir()), key=lambda p: int(p.name[1:]))
     if not people:
         raise click.ClickException(f"{root}: no ORL person folders s1..s40 found")
@@ -52,13 +53,16 @@ def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str | None,
     probes = [(p.name, f) for p in people for f in sorted(p.glob("*.pgm"), key=lambda f: int(f.stem))
               if not (p.name in known and f.name == "1.pgm")]
 
-    from cnnkit.cli._options import face_threads
-
-    face_threads()
-    pipeline = FacePipeline(encoder, device=device)
+    click.echo(f"demo: enrolling photo 1 of {len(enrol_items)} people from {root} into {db}, then identifying "
+               f"{len(probes)} photos", err=True)
+    pipeline = FacePipeline(encoder, device=device, threads=current_threads())
     with SQLiteGallery(db) as gallery:
         t0 = time.perf_counter()
-        outcomes = list(enrol_photos(pipeline, gallery, enrol_items))
+        with progress_bar(len(enrol_items), "enrolling") as bar:
+            outcomes = []
+            for outcome in enrol_photos(pipeline, gallery, enrol_items):
+                outcomes.append(outcome)
+                bar.update(1)
         enrol_seconds = time.perf_counter() - t0
         failed = [o for o in outcomes if o.status == "error"]
         for o in failed:

@@ -8,12 +8,14 @@ from typing import Any
 
 import click
 
-from cnnkit.cli._options import db_option, device_option, format_option
+from cnnkit.cli._options import current_threads, db_option, device_option, format_option, threads_option
 from cnnkit.cli._output import emit, progress_bar
 from cnnkit.core.errors import CnnkitError, EncoderMismatchError
 
 
 def encoder_option(fn):
+    """--encoder, --detector and --threads: every command that runs the face pipeline."""
+    fn = threads_option(fn)
     fn = click.option("--detector", default="retinaface", show_default=True,
                       help="Face detector: retinaface or hog (dlib's, as face_recognition).")(fn)
     return click.option("--encoder", default=None,
@@ -53,13 +55,11 @@ def _decision(gallery, pipeline, threshold: float | None, method: str):
 
 def _pipeline(encoder: str | None, detector: str, device: str, gallery=None):
     """The pipeline of ``encoder``, or (None) of the gallery's own encoder, else the default."""
-    from cnnkit.cli._options import face_threads
     from cnnkit.faces import FacePipeline
     from cnnkit.faces.encoders import choose_encoder
 
-    face_threads()
     tag = gallery.encoder_tag if gallery is not None else None
-    return FacePipeline(choose_encoder(encoder, tag), detector=detector, device=device)
+    return FacePipeline(choose_encoder(encoder, tag), detector=detector, device=device, threads=current_threads())
 
 
 def _gallery(db: str | None, *, create: bool = True):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cnnkit.cli._options import db_option, device_option, format_option
+from cnnkit.cli._options import db_option, device_option, format_option, threads_option
 from cnnkit.cli._output import emit
 
 
@@ -30,6 +30,7 @@ def head() -> None:
 @click.option("-o", "--output", "out", required=True, metavar="HEAD", help="JSON file to write.")
 @db_option
 @device_option
+@threads_option
 @format_option
 def train_head(pairs: str, root: str | None, encoder: str | None, features: str, pairs_per_person: int, seed: int,
                test: str | None, test_root: str | None, out: str, db: str | None, device: str, fmt: str) -> None:

@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
-from cnnkit.cli._options import device_option, format_option
+from cnnkit.cli._options import device_option, format_option, threads_option
 from cnnkit.cli._output import emit
 from cnnkit.core.errors import CnnkitError
 
 VGG19_DEFAULT_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+DEFAULT_LAYER_COUNT = 5  # other models: this many convolutions, evenly spread from first to last
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -109,8 +110,9 @@ def _default_data(config: dict[str, Any]) -> str:
 
 
 def _default_layers(model: Any, name: str, example: Any = None) -> list[str]:
-    """conv1_1..conv5_1 for VGG19; else every convolution whose receptive field can be composed
-    (a U-Net's encoder, not its decoder after the transposed convolutions)."""
+    """conv1_1..conv5_1 for VGG19; else, of the convolutions whose receptive field can be composed
+    (a U-Net's encoder, not its decoder after the transposed convolutions), DEFAULT_LAYER_COUNT
+    spread evenly from the first to the last (a MobileNetV2 face encoder has 52)."""
     import torch
 
     from cnnkit.visualize.receptive import receptive_fields
@@ -123,7 +125,10 @@ def _default_layers(model: Any, name: str, example: Any = None) -> list[str]:
         convs = [n for n in convs if n in fields]
     if not convs:
         raise CnnkitError("the model has no convolution with a known receptive field; name the layers with --layers")
-    return convs
+    if len(convs) <= DEFAULT_LAYER_COUNT:
+        return convs
+    step = (len(convs) - 1) / (DEFAULT_LAYER_COUNT - 1)
+    return [convs[round(i * step)] for i in range(DEFAULT_LAYER_COUNT)]
 
 
 def _setup(model: str, data: str | None, layers: str | None, size: int, cube: int, limit: int | None,
@@ -150,7 +155,7 @@ _model_option = click.option("--model", "model", required=True, metavar="vgg19|F
                                   "returns your nn.Module with its weights loaded.")
 _layers_option = click.option("--layers", default=None, metavar="L1,L2,...",
                               help="Layer names from model.named_modules() [default: conv1_1,...,conv5_1 "
-                                   "for vgg19, else every convolution].")
+                                   "for vgg19, else 5 convolutions spread from the first to the last].")
 _size_option = click.option("--size", default=224, show_default=True, help="Images: resized and centre-cropped to SIZE x SIZE.")
 _cube_option = click.option("--cube", default=32, show_default=True, help="Volumes: cut into cubes of this side.")
 
@@ -174,6 +179,7 @@ _cube_option = click.option("--cube", default=32, show_default=True, help="Volum
               help="Continue from OUTDIR/scan.ckpt when it matches.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @device_option
+@threads_option
 @format_option
 def units(model: str, data: str | None, layers: str | None, n_units: int, top: int, outdir: str, size: int,
           cube: int, batch_size: int, limit: int | None, all_positions: bool, resume: bool, progress: bool,
@@ -192,7 +198,7 @@ def units(model: str, data: str | None, layers: str | None, n_units: int, top: i
     result = scan_top_units(net, dataset, layer_list, top=top, units=n_units, batch_size=batch_size,
                             distinct_inputs=not all_positions, checkpoint=ckpt, progress=progress,
                             device=device, limit=limit)
-    doc = write_report(out, result, dataset, net, model_name=name)
+    doc = write_report(out, result, dataset, net, model_name=name, progress=progress)
     rows = [{"layer": layer, "receptive_field": v["receptive_field"], "units": len(v["units"]),
              "sheet": str(out / sheet)}
             for (layer, v), sheet in zip(doc["layers"].items(), doc["files"]["sheets"])]
@@ -204,6 +210,7 @@ def units(model: str, data: str | None, layers: str | None, n_units: int, top: i
 @click.option("--layer", default=None, help="A convolution [default: the first].")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="PNG file.")
 @device_option
+@threads_option
 def filters(model: str, layer: str | None, output: str, device: str) -> None:
     """Draw the kernels of a convolution (by default the first) as an image grid."""
     from cnnkit.visualize.filters import filter_image, first_conv
@@ -222,12 +229,13 @@ def filters(model: str, layer: str | None, output: str, device: str) -> None:
 @_size_option
 @_cube_option
 @device_option
+@threads_option
 def activations(image: str, model: str, layers: str | None, index: int, outdir: str, size: int, cube: int,
                 device: str) -> None:
     """Draw the activation maps of one INPUT (an image, or an item of a series/volume file) for
     each layer: OUTDIR/LAYER.png."""
     from cnnkit.visualize.activations import capture_activations
-    from cnnkit.visualize.render import activation_grid
+    from cnnkit.visualize.render import MAX_MAPS, activation_grid
     from cnnkit.visualize.report import layer_file_name
 
     net, _name, dataset, layer_list = _setup(model, image, layers, size, cube, None, device)
@@ -239,5 +247,7 @@ def activations(image: str, model: str, layers: str | None, index: int, outdir: 
     acts = capture_activations(net, item[None].to(device), layer_list)
     for layer, act in acts.items():
         path = out / f"{layer_file_name(layer)}.png"
-        activation_grid(act[0], item=item, title=f"{layer}").save(path)
-        click.echo(f"{path}: {act.shape[1]} maps of {layer}, shape {tuple(act.shape[2:])}")
+        drawn = min(act.shape[1], MAX_MAPS)
+        activation_grid(act[0], item=item, title=layer, max_maps=MAX_MAPS).save(path)
+        shown = f"{drawn} of {act.shape[1]} maps" if drawn < act.shape[1] else f"{drawn} maps"
+        click.echo(f"{path}: {shown} of {layer}, shape {tuple(act.shape[2:])}")

@@ -26,6 +26,11 @@ class InvalidImageError(CnnkitError):
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
 
+def no_such_file(path: str | os.PathLike[str]) -> InvalidImageError:
+    """The one error for a photo path that does not exist: ``PATH: no such file``."""
+    return InvalidImageError(path, "no such file")
+
+
 class NoFaceFoundError(CnnkitError):
     """No face was found where one was required."""
 
@@ -50,6 +55,14 @@ class StoreError(CnnkitError):
 
 class EncoderMismatchError(StoreError):
     """Encodings of different encoders (name, version or weights) would be mixed in one gallery."""
+
+
+class OutputExistsError(CnnkitError, FileExistsError):
+    """The output path already holds a result that would be overwritten (``--force`` allows it)."""
+
+
+class OutputPathError(CnnkitError):
+    """An output cannot be written where it was asked to be (its folder does not exist)."""
 
 
 class WeightsError(CnnkitError):

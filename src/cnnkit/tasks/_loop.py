@@ -74,8 +74,9 @@ def predict_logits(model: nn.Module, x: Tensor, *, batch_size: int = 512) -> Ten
 
 
 def accuracy(pred: Tensor, target: Tensor) -> float:
-    """Fraction of equal entries of two (N,) index tensors."""
-    return float((pred == target).float().mean())
+    """Fraction of equal entries of two (N,) index tensors, k/N computed exactly (no float32 mean:
+    88 of 100 is 0.88, not 0.8799999952316284)."""
+    return int((pred == target).sum()) / max(int(target.numel()), 1)
 
 
 def dice(pred: Tensor, target: Tensor, label: int) -> float:
