@@ -80,6 +80,8 @@ def face() -> None:
 @click.option("--folders", type=click.Path(file_okay=False), default=None,
               help="Enrol DIR/NAME/*.jpg: one sub-folder per person (NAME and PHOTOS are then not given).")
 @click.option("--largest", is_flag=True, help="Take the largest face when a photo shows several.")
+@click.option("--force", is_flag=True, help="A photo already enrolled as someone else is moved to NAME "
+                                            "(without it, that is an error naming the person).")
 @click.option("--shard", default=None, metavar="I/N", help="Only enrol the photos of shard I of N (0-based).")
 @click.option("--index", "index", type=click.Choice(["hnsw", "none"]), default=None,
               help="PostgreSQL galleries: search through an HNSW index (approximate) or exactly (none).")
@@ -89,13 +91,15 @@ def face() -> None:
 @device_option
 @db_option
 @format_option
-def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, largest: bool, shard: str | None,
+def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, largest: bool, force: bool,
+           shard: str | None,
            index: str | None, hnsw_m: int, ef_construction: int, encoder: str, detector: str, device: str,
            db: str | None, fmt: str) -> None:
     """Enrol NAME from one or more PHOTOS (one is enough), or every person under --folders DIR.
 
     Each photo is committed on its own: good photos are kept, bad ones reported; a rerun skips
-    photos already enrolled, so an interrupted enrolment resumes where it stopped."""
+    photos already enrolled, so an interrupted enrolment resumes where it stopped. A photo enrolled
+    as another person is an error naming them (--force moves it)."""
     from cnnkit.faces.recognition import enrol_photos, person_folders
 
     if folders:
@@ -119,7 +123,7 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
     outcomes = []
     bar = progress_bar(len(items), "enrolling")
     try:
-        for outcome in enrol_photos(pipeline, gallery, items, largest=largest):
+        for outcome in enrol_photos(pipeline, gallery, items, largest=largest, move=force):
             outcomes.append(outcome)
             bar.update(1)
             if outcome.status == "error":
@@ -133,9 +137,11 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
         bar.close()
         gallery.close()
     rows = [o.to_dict() for o in outcomes]
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("enrolled", "skipped", "error")}
-    emit({"enrolled": counts["enrolled"], "skipped": counts["skipped"], "errors": counts["error"], "photos": rows},
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("enrolled", "moved", "skipped", "error")}
+    emit({"enrolled": counts["enrolled"], "moved": counts["moved"], "skipped": counts["skipped"],
+          "errors": counts["error"], "gallery": gallery.path, "photos": rows},
          fmt, rows=rows, columns=["image", "name", "status", "error"])
+    click.echo(f"gallery: {gallery.path}", err=True)
     if counts["error"]:
         sys.exit(2)
 
@@ -191,8 +197,7 @@ def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: 
                 bar.write(f"error: {exc}", file=sys.stderr)
                 results.append({"image": str(image), "faces": [], "error": str(exc)})
             bar.update(1)
-    rows = [{"image": r["image"], "box": f["box"], "name": f["name"] if f["name"] is not None else "unknown",
-             "distance": f["distance"]} for r in results for f in r["faces"]]
+    rows = [row for r in results for row in _identify_rows(r)]
     emit({"threshold": thr.value, "threshold_source": thr.source, "method": "head" if head else "distance",
           "results": results}, fmt,
          rows=rows, columns=["image", "box", "name", "distance"])
@@ -200,10 +205,21 @@ def identify(photos: tuple[str, ...], k: int, ef_search: int | None, threshold: 
         sys.exit(2)
 
 
+def _identify_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table/CSV rows of one photo: one per face, or one saying "(no face)" / "(error)", so that
+    every photo looked at appears."""
+    if not result["faces"]:
+        return [{"image": result["image"], "box": None, "name": "(error)" if "error" in result else "(no face)",
+                 "distance": None}]
+    return [{"image": result["image"], "box": f["box"], "name": f["name"] if f["name"] is not None else "unknown",
+             "distance": f["distance"]} for f in result["faces"]]
+
+
 @face.command()
 @click.argument("photo_a", type=click.Path())
 @click.argument("photo_b", type=click.Path())
-@threshold_option
+@click.option("--threshold", type=float, default=None,
+              help="Distance threshold [default: the encoder's own default].")
 @encoder_option
 @device_option
 @format_option

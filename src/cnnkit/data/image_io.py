@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnkit.core.errors import InvalidImageError
+from cnnkit.core.errors import InvalidImageError, no_such_file
 
 __all__ = ["load_image", "to_rgb", "DEFAULT_MAX_PIXELS"]
 
@@ -95,7 +95,7 @@ def _read_bytes(source: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
         return "<bytes>", data
     path = Path(os.fspath(source))
     if not path.exists():
-        raise InvalidImageError(path, "no such file")
+        raise no_such_file(path)
     if path.is_dir():
         raise InvalidImageError(path, "is a directory, not an image file")
     try:

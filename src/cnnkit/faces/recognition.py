@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnkit.core.download import sha256_file
 from cnnkit.core.euclidean import euclidean_rows
-from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError
+from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError, no_such_file
 from cnnkit.store.base import FaceSource, Gallery, Match, check_tag
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".ppm", ".gif", ".tif", ".tiff"}
@@ -30,6 +30,8 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes (``InvalidImageError`` if it cannot be read)."""
     try:
         return sha256_file(path)
+    except FileNotFoundError:
+        raise no_such_file(path) from None
     except OSError as exc:
         raise InvalidImageError(path, exc.strerror or str(exc)) from exc
 
@@ -100,6 +102,9 @@ def gallery_threshold(gallery: Gallery, default: float, *, fpir: float = AUTO_FP
 
 
 def resolve_threshold(gallery: Gallery | None, tag: str, default: float, explicit: float | None = None) -> Threshold:
+    """The threshold in force and where it comes from: ``"explicit"``, ``"calibrated"``, ``"gallery"``
+    (estimated from at least ``AUTO_MIN_PEOPLE`` people and stricter than the default) or
+    ``"default"`` (the encoder's own: no gallery, fewer people, or the estimate was capped at it)."""
     if explicit is not None:
         return Threshold(float(explicit), "explicit")
     if gallery is not None:
@@ -107,7 +112,9 @@ def resolve_threshold(gallery: Gallery | None, tag: str, default: float, explici
         if stored is not None:
             return Threshold(float(stored["value"] if isinstance(stored, dict) else stored), "calibrated")
         if gallery.encoder_tag is not None:
-            return Threshold(gallery_threshold(gallery, default), "gallery")
+            value = gallery_threshold(gallery, default)
+            if value < default:
+                return Threshold(value, "gallery")
     return Threshold(float(default), "default")
 
 
@@ -127,17 +134,27 @@ class EnrolOutcome:
 
 
 def enrol_photos(pipeline: Any, gallery: Gallery, items: Sequence[tuple[str, Path]], *, largest: bool = False,
-                 skip_existing: bool = True, on_progress: Callable[[EnrolOutcome], None] | None = None
-                 ) -> Iterator[EnrolOutcome]:
+                 skip_existing: bool = True, move: bool = False,
+                 on_progress: Callable[[EnrolOutcome], None] | None = None) -> Iterator[EnrolOutcome]:
     """Enrol each (name, photo): one transaction per photo, so every good photo is committed and
-    every bad one reported; an interruption loses at most the photo in flight. Photos already in
-    the gallery (same SHA-256) are skipped, which makes a rerun resume where it stopped."""
-    check_tag(gallery.encoder_tag, pipeline.tag)
+    every bad one reported; an interruption loses at most the photo in flight. A photo already
+    enrolled (same SHA-256) for the same person is skipped, which makes a rerun resume where it
+    stopped; one enrolled for another person is an error naming that person, unless ``move``
+    gives its face to the new name (status ``"moved"``; no second encoding is made)."""
+    check_tag(gallery.encoder_tag, pipeline.tag, model=getattr(pipeline.encoder, "path", None))
     for name, photo in items:
         try:
             digest = sha256_of(photo)
-            if skip_existing and gallery.has_source(digest):
+            owner = gallery.source_owner(digest) if skip_existing else None
+            if owner == name:
                 outcome = EnrolOutcome(str(photo), name, "skipped", "already enrolled")
+            elif owner is not None and move:
+                gallery.move_source(digest, name)
+                outcome = EnrolOutcome(str(photo), name, "moved", f"moved from {owner!r}")
+            elif owner is not None:
+                outcome = EnrolOutcome(str(photo), name, "error",
+                                       f"{photo}: already enrolled as {owner!r} in {gallery.path}; "
+                                       f"use --force to move it to {name!r}")
             else:
                 face = pipeline.encode_one(photo, largest=largest)
                 gallery.add_faces(name, face.embedding[None, :], tag=pipeline.tag,
@@ -192,8 +209,8 @@ def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.Pat
     stored encoding; otherwise ``distance <= threshold``."""
     own, _ = gallery.faces_of(name)
     if len(own) == 0:
-        raise UnknownNameError(f"{name!r} is not enrolled in this gallery")
-    check_tag(gallery.encoder_tag, pipeline.tag)
+        raise UnknownNameError(f"{name!r} is not enrolled in {gallery.path} (`cnnkit face people` lists who is)")
+    check_tag(gallery.encoder_tag, pipeline.tag, model=getattr(pipeline.encoder, "path", None))
     face = pipeline.encode_one(photo, largest=largest)
     dist = float(euclidean_rows(own, face.embedding).min())
     if head is not None:
@@ -245,7 +262,7 @@ def identify_faces(embeddings: np.ndarray, boxes: Sequence[tuple[float, float, f
 def identify_photo(pipeline: Any, gallery: Gallery, photo: str | os.PathLike[str], *, threshold: float,
                    k: int = 5, head: dict[str, Any] | None = None) -> list[IdentifiedFace]:
     """Every face in ``photo``, each named or unknown."""
-    check_tag(gallery.encoder_tag, pipeline.tag)
+    check_tag(gallery.encoder_tag, pipeline.tag, model=getattr(pipeline.encoder, "path", None))
     faces = pipeline.faces(photo)
     emb = np.stack([f.embedding for f in faces]) if faces else np.empty((0, pipeline.dim), np.float32)
     return identify_faces(emb, [f.box for f in faces], gallery, threshold=threshold, k=k, head=head)

@@ -3,6 +3,7 @@
 and per-encoder settings (calibrated threshold, binary head)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Protocol, Sequence
 
@@ -46,6 +47,8 @@ class Gallery(Protocol):
     def remove_person(self, name: str) -> int: ...
     def people(self) -> list[Person]: ...
     def has_source(self, sha256: str) -> bool: ...
+    def source_owner(self, sha256: str) -> str | None: ...
+    def move_source(self, sha256: str, name: str) -> int: ...
     def search(self, queries: np.ndarray, k: int = 5) -> list[list[Match]]: ...
     def embeddings(self) -> tuple[np.ndarray, list[str]]: ...
     def faces_of(self, name: str) -> tuple[np.ndarray, list[FaceSource]]: ...
@@ -54,12 +57,14 @@ class Gallery(Protocol):
     def close(self) -> None: ...
 
 
-def check_tag(current: str | None, new: str) -> None:
-    """Refuse to mix encodings of two encoders in one gallery."""
+def check_tag(current: str | None, new: str, *, model: str | os.PathLike[str] | None = None) -> None:
+    """Refuse to mix encodings of two encoders in one gallery. ``model``: the trained model's path
+    the new encodings come from, named in the message (a model retrained in place changes its tag)."""
     if current is not None and current != new:
+        source = f" from the model {os.fspath(model)}" if model is not None else ""
         raise EncoderMismatchError(
             f"this gallery holds encodings of encoder {current!r}; refusing to add or compare "
-            f"encodings of {new!r} (use another --db, or re-enrol everyone with one encoder)"
+            f"encodings of {new!r}{source} (use another --db, or re-enrol everyone with one encoder)"
         )
 
 

@@ -226,7 +226,8 @@ class PgVectorGallery:
         c = self.conn
         exists = c.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone()
         if not exists and not create:
-            raise StoreError(f"{self.path}: no such gallery")
+            raise StoreError(f"{self.path}: no such gallery; nobody is enrolled yet "
+                                 "(`cnnkit face enroll NAME PHOTO` creates it)")
         try:
             with c.transaction():
                 c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key(),))
@@ -393,6 +394,23 @@ class PgVectorGallery:
                 self.conn.execute(self._sql(f"VACUUM {full}{{s}}.people"))
         return int(n)
 
+    def move_source(self, sha256: str, name: str) -> int:
+        """Give every face enrolled from the photo with this SHA-256 to ``name`` (created if new), in
+        one transaction; a person left with no face is removed. Returns how many faces moved."""
+        with self.atomic() as cur:
+            old = [r[0] for r in cur.execute(self._sql(
+                "SELECT DISTINCT person_id FROM {s}.faces WHERE source_sha256 = %s"), (sha256,)).fetchall()]
+            if not old:
+                return 0
+            cur.execute(self._sql("INSERT INTO {s}.people(name, created_at) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING"),
+                        (name, _now()))
+            pid = cur.execute(self._sql("SELECT id FROM {s}.people WHERE name = %s"), (name,)).fetchone()[0]
+            n = cur.execute(self._sql("UPDATE {s}.faces SET person_id = %s WHERE source_sha256 = %s"),
+                            (pid, sha256)).rowcount
+            cur.execute(self._sql("DELETE FROM {s}.people p WHERE p.id = ANY(%s) AND p.id <> %s AND NOT EXISTS "
+                                  "(SELECT 1 FROM {s}.faces f WHERE f.person_id = p.id)"), (old, pid))
+        return int(n)
+
     def set_setting(self, tag: str, key: str, value: Any) -> None:
         """Store a JSON value for an encoder tag (e.g. ``"threshold"``, ``"head"``)."""
         with self.atomic() as cur:
@@ -472,6 +490,14 @@ class PgVectorGallery:
         with self._reading():
             return self.conn.execute(self._sql("SELECT 1 FROM {s}.faces WHERE source_sha256 = %s LIMIT 1"),
                                      (sha256,)).fetchone() is not None
+
+    def source_owner(self, sha256: str) -> str | None:
+        """The person a face enrolled from the photo with this SHA-256 belongs to, or None."""
+        with self._reading():
+            row = self.conn.execute(self._sql(
+                "SELECT p.name FROM {s}.faces f JOIN {s}.people p ON p.id = f.person_id "
+                "WHERE f.source_sha256 = %s ORDER BY f.id LIMIT 1"), (sha256,)).fetchone()
+        return None if row is None else str(row[0])
 
     def __len__(self) -> int:
         with self._reading():

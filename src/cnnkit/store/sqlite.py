@@ -59,7 +59,8 @@ class SQLiteGallery:
                 if p.is_dir():
                     raise StoreError(f"{self.path}: is a directory, not a gallery file")
                 if not p.exists() and not create:
-                    raise StoreError(f"{self.path}: no such gallery")
+                    raise StoreError(f"{self.path}: no such gallery; nobody is enrolled yet "
+                                 "(`cnnkit face enroll NAME PHOTO` creates it)")
                 if not p.parent.exists():
                     p.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -193,6 +194,21 @@ class SQLiteGallery:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(n)
 
+    def move_source(self, sha256: str, name: str) -> int:
+        """Give every face enrolled from the photo with this SHA-256 to ``name`` (created if new), in
+        one transaction; a person left with no face is removed. Returns how many faces moved."""
+        with self.atomic() as c:
+            old = [r[0] for r in c.execute("SELECT DISTINCT person_id FROM faces WHERE source_sha256 = ?", (sha256,))]
+            if not old:
+                return 0
+            c.execute("INSERT OR IGNORE INTO people(name, created_at) VALUES (?, ?)", (name, _now()))
+            pid = c.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
+            n = c.execute("UPDATE faces SET person_id = ? WHERE source_sha256 = ?", (pid, sha256)).rowcount
+            for person in old:
+                if person != pid and c.execute("SELECT 1 FROM faces WHERE person_id = ?", (person,)).fetchone() is None:
+                    c.execute("DELETE FROM people WHERE id = ?", (person,))
+        return int(n)
+
     def set_setting(self, tag: str, key: str, value: Any) -> None:
         """Store a JSON value for an encoder tag (e.g. ``"threshold"``, ``"head"``)."""
         with self.atomic() as c:
@@ -216,6 +232,12 @@ class SQLiteGallery:
 
     def has_source(self, sha256: str) -> bool:
         return self.conn.execute("SELECT 1 FROM faces WHERE source_sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+
+    def source_owner(self, sha256: str) -> str | None:
+        """The person a face enrolled from the photo with this SHA-256 belongs to, or None."""
+        row = self.conn.execute("SELECT p.name FROM faces f JOIN people p ON p.id = f.person_id "
+                                "WHERE f.source_sha256 = ? ORDER BY f.id LIMIT 1", (sha256,)).fetchone()
+        return None if row is None else str(row[0])
 
     def __len__(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
