@@ -48,7 +48,11 @@ def test_bigger_gallery_stricter_threshold():
 def test_resolve_threshold_order():
     g = gallery_with(np.random.default_rng(3).normal(size=(15, 8)).astype(np.float32))
     assert resolve_threshold(g, "t", 0.6, 0.42).source == "explicit"
-    assert resolve_threshold(g, "t", 0.6).source == "gallery"
+    # 15 people, distances ~4: the estimate is used when it is below the encoder default...
+    auto = resolve_threshold(g, "t", 10.0)
+    assert auto.source == "gallery" and 0 < auto.value < 10.0
+    # ...and the default is in force (and named so) when the estimate would exceed it
+    assert (resolve_threshold(g, "t", 0.6).value, resolve_threshold(g, "t", 0.6).source) == (0.6, "default")
     g.set_setting("t", "threshold", {"value": 0.55})
     assert resolve_threshold(g, "t", 0.6) .value == 0.55 and resolve_threshold(g, "t", 0.6).source == "calibrated"
     assert resolve_threshold(None, "t", 0.6).source == "default"
