@@ -14,7 +14,7 @@ from PIL import Image
 from cnnkit.cli._app import cli
 
 REPO = Path(__file__).resolve().parents[2]
-THREAD_COMMANDS = [["face", "enroll"], ["face", "verify"], ["face", "identify"], ["face", "compare"], ["face", "cluster"], ["demo"],
+THREAD_COMMANDS = [["face", "enroll"], ["face", "verify"], ["face", "identify"], ["face", "compare"], ["face", "cluster"], ["demo"], ["serve"],
                    ["train"], ["conv", "train"], ["conv", "evaluate"], ["style"], ["visualize", "units"],
                    ["head", "train"]]
 

@@ -202,14 +202,19 @@ def stored_head(gallery: Gallery, tag: str, method: str) -> dict[str, Any] | Non
 
 
 def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.PathLike[str], *,
-                 threshold: Threshold, largest: bool = True, head: dict[str, Any] | None = None) -> Verification:
+                 threshold: Threshold, largest: bool = True, head: dict[str, Any] | None = None,
+                 gallery_name: str | None = None) -> Verification:
     """Is the (largest) face in ``photo`` the enrolled person ``name``? One encoder pass.
+
+    ``gallery_name`` names the gallery in errors (default: its path; a server passes its own name
+    so that no file path reaches a client).
 
     With a binary ``head``, the decision is P(same person) > 0.5 against the person's closest
     stored encoding; otherwise ``distance <= threshold``."""
     own, _ = gallery.faces_of(name)
     if len(own) == 0:
-        raise UnknownNameError(f"{name!r} is not enrolled in {gallery.path} (`cnnkit face people` lists who is)")
+        where = gallery_name if gallery_name is not None else gallery.path
+        raise UnknownNameError(f"{name!r} is not enrolled in {where} (`cnnkit face people` lists who is)")
     check_tag(gallery.encoder_tag, pipeline.tag, model=getattr(pipeline.encoder, "path", None))
     face = pipeline.encode_one(photo, largest=largest)
     dist = float(euclidean_rows(own, face.embedding).min())

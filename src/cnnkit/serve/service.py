@@ -214,7 +214,7 @@ class Service:
         g = self.galleries.get(gallery_name)
         rgb = self.image(data)
         v = verify_photo(self.pipeline, g, subject, rgb, threshold=Threshold(d["threshold"], d["threshold_source"]),
-                         largest=(face == "largest"), head=d["head"])
+                         largest=(face == "largest"), head=d["head"], gallery_name=gallery_name)
         out = {"subject": subject, "gallery": gallery_name, "match": v.match, "distance": round(v.distance, 6),
                "threshold": round(d["threshold"], 6), "threshold_source": d["threshold_source"],
                "method": d["method"]}
