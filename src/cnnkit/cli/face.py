@@ -1,6 +1,7 @@
 """``cnnkit face ...``: enrol, verify, identify, compare, people, calibrate, evaluate."""
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -13,15 +14,17 @@ from cnnkit.cli._output import emit, progress_bar
 from cnnkit.core.errors import CnnkitError, EncoderMismatchError
 
 
-def encoder_option(fn):
-    """--encoder, --detector and --threads: every command that runs the face pipeline."""
+def encoder_option(fn, *, gallery: bool = True):
+    """--encoder, --detector and --threads: every command that runs the face pipeline (``gallery``:
+    whether the command has a gallery whose encoder is the default)."""
     fn = threads_option(fn)
     fn = click.option("--detector", default="retinaface", show_default=True,
                       help="Face detector: retinaface or hog (dlib's, as face_recognition).")(fn)
+    default = ("the one the gallery's encodings come from, else cnnkit.faces.encoders.DEFAULT_ENCODER" if gallery
+               else "cnnkit.faces.encoders.DEFAULT_ENCODER")
     return click.option("--encoder", default=None,
                         help="Encoder name (a fusion: dlib_resnet+sface), or the path of a model trained with "
-                             "`cnnkit train` [default: the one the gallery's encodings come from, else "
-                             "cnnkit.faces.encoders.DEFAULT_ENCODER].")(fn)
+                             f"`cnnkit train` [default: {default}].")(fn)
 
 
 def decision_options(fn):
@@ -220,7 +223,7 @@ def _identify_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 @click.argument("photo_b", type=click.Path())
 @click.option("--threshold", type=float, default=None,
               help="Distance threshold [default: the encoder's own default].")
-@encoder_option
+@functools.partial(encoder_option, gallery=False)
 @device_option
 @format_option
 def compare(photo_a: str, photo_b: str, threshold: float | None, encoder: str, detector: str, device: str,
