@@ -2,23 +2,31 @@
 from cnnkit.core.errors import (
     CnnkitError,
     EncoderMismatchError,
+    ImageDecodeWarning,
+    ImageTooLargeError,
     InvalidImageError,
     MultipleFacesError,
     NoFaceFoundError,
     ShapeError,
     StoreError,
     UnknownNameError,
+    UnsupportedImageError,
     WeightsError,
+    printable,
 )
 
 __all__ = [
     "CnnkitError",
     "EncoderMismatchError",
+    "ImageDecodeWarning",
+    "ImageTooLargeError",
     "InvalidImageError",
     "MultipleFacesError",
     "NoFaceFoundError",
     "ShapeError",
     "StoreError",
     "UnknownNameError",
+    "UnsupportedImageError",
     "WeightsError",
+    "printable",
 ]

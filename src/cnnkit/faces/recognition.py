@@ -6,6 +6,7 @@ gallery for this encoder; otherwise it is estimated from the gallery itself (:fu
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from cnnkit.core.download import sha256_file
 from cnnkit.core.euclidean import euclidean_rows
-from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError, no_such_file
+from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError
+from cnnkit.data.image_io import read_image_file
 from cnnkit.store.base import FaceSource, Gallery, Match, check_tag
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".ppm", ".gif", ".tif", ".tiff"}
@@ -27,13 +28,9 @@ AUTO_MIN_PEOPLE = 10
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes (``InvalidImageError`` if it cannot be read)."""
-    try:
-        return sha256_file(path)
-    except FileNotFoundError:
-        raise no_such_file(path) from None
-    except OSError as exc:
-        raise InvalidImageError(path, exc.strerror or str(exc)) from exc
+    """Hex SHA-256 of a photo's bytes, read as ``load_image`` reads them (a regular file, bounded):
+    ``InvalidImageError`` if it cannot be read, never a hang on a FIFO or device."""
+    return hashlib.sha256(read_image_file(path)).hexdigest()
 
 
 def list_images(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
