@@ -35,6 +35,11 @@ class UnknownNameError(CnnkitError, ValueError):
     """A name (encoder, layer, task, person) is not known; the message lists the valid ones."""
 
 
+class InvalidNameError(CnnkitError, ValueError):
+    """A person's name that cannot be stored: empty, with control characters (NUL, newline...),
+    or with bytes that are not valid UTF-8."""
+
+
 class InvalidImageError(CnnkitError):
     """A file cannot be used as an image: missing, empty, truncated, not an image, too large."""
 
@@ -82,6 +87,15 @@ class MultipleFacesError(CnnkitError):
 
 class StoreError(CnnkitError):
     """The gallery cannot be opened, read or written."""
+
+
+class RemovalPendingError(StoreError):
+    """A removal is committed, but other connections still hold the gallery, so the removed bytes
+    are still in its files; nothing is reported removed until they are gone. Retry when they close."""
+
+    def __init__(self, message: str, *, readers: int | None = None) -> None:
+        self.readers = readers
+        super().__init__(message)
 
 
 class EncoderMismatchError(StoreError):

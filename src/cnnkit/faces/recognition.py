@@ -17,7 +17,7 @@ import numpy as np
 from cnnkit.core.euclidean import euclidean_rows
 from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError
 from cnnkit.data.image_io import read_image_file
-from cnnkit.store.base import FaceSource, Gallery, Match, check_tag
+from cnnkit.store.base import FaceSource, Gallery, Match, check_tag, normalize_name
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".ppm", ".gif", ".tif", ".tiff"}
 
@@ -154,9 +154,11 @@ def enrol_photos(pipeline: Any, gallery: Gallery, items: Sequence[tuple[str, Pat
                                        f"use --force to move it to {name!r}")
             else:
                 face = pipeline.encode_one(photo, largest=largest)
-                gallery.add_faces(name, face.embedding[None, :], tag=pipeline.tag,
-                                  sources=[FaceSource(Path(photo).name, digest, tuple(face.box))])
-                outcome = EnrolOutcome(str(photo), name, "enrolled", box=tuple(face.box))
+                # checked again inside the write transaction: another process may have enrolled it
+                added = gallery.add_faces(name, face.embedding[None, :], tag=pipeline.tag, skip_existing=True,
+                                          sources=[FaceSource(Path(photo).name, digest, tuple(face.box))])
+                outcome = (EnrolOutcome(str(photo), name, "enrolled", box=tuple(face.box)) if added
+                           else EnrolOutcome(str(photo), name, "skipped", "already enrolled"))
         except EncoderMismatchError:
             raise
         except CnnkitError as exc:
@@ -208,6 +210,7 @@ def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.Pat
 
     With a binary ``head``, the decision is P(same person) > 0.5 against the person's closest
     stored encoding; otherwise ``distance <= threshold``."""
+    name = normalize_name(name)
     own, _ = gallery.faces_of(name)
     if len(own) == 0:
         where = gallery_name if gallery_name is not None else gallery.path

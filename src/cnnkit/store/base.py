@@ -3,13 +3,15 @@
 and per-encoder settings (calibrated threshold, binary head)."""
 from __future__ import annotations
 
+import hashlib
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
-from cnnkit.core.errors import EncoderMismatchError, StoreError
+from cnnkit.core.errors import EncoderMismatchError, InvalidNameError, StoreError, printable
 
 SCHEMA_VERSION = 1
 
@@ -57,11 +59,40 @@ class Gallery(Protocol):
     def close(self) -> None: ...
 
 
+def normalize_name(name: str) -> str:
+    """The one form in which a person's name is stored, looked up and compared: Unicode NFC, so
+    "é" typed as one code point (NFC) or as "e" + combining accent (NFD) is one person. Every
+    other character is kept exactly (emoji, right-to-left text, quotes, slashes, leading spaces).
+
+    Raises:
+        InvalidNameError: the name is empty or blank, holds a control character (NUL, newline,
+            tab, escape, U+2028...), or bytes that are not UTF-8 (a file or folder name decoded by
+            ``os.fsdecode`` keeps them as lone surrogates); the message shows the name escaped.
+    """
+    if not isinstance(name, str):
+        raise InvalidNameError(f"a person's name must be text, got {type(name).__name__}")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in name):
+        raise InvalidNameError(f"name {printable(name)!r} holds bytes that are not UTF-8; rename the folder or file")
+    bad = sorted({ch for ch in name if unicodedata.category(ch) in ("Cc", "Zl", "Zp")})
+    if bad:
+        shown = ", ".join(printable(ch) for ch in bad)
+        raise InvalidNameError(f"name {printable(name)!r} holds control characters ({shown}); they are not allowed")
+    if not name.strip():
+        raise InvalidNameError("a person's name must not be empty")
+    return unicodedata.normalize("NFC", name)
+
+
+def pending_key(name: str) -> str:
+    """How a removal still waiting for its bytes to leave the files is remembered: the SHA-256 of
+    the (normalised) name, so the gallery never keeps the name of someone it deleted."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()
+
+
 def check_tag(current: str | None, new: str, *, model: str | os.PathLike[str] | None = None) -> None:
     """Refuse to mix encodings of two encoders in one gallery. ``model``: the trained model's path
     the new encodings come from, named in the message (a model retrained in place changes its tag)."""
     if current is not None and current != new:
-        source = f" from the model {os.fspath(model)}" if model is not None else ""
+        source = f" from the model {printable(os.fspath(model))}" if model is not None else ""
         raise EncoderMismatchError(
             f"this gallery holds encodings of encoder {current!r}; refusing to add or compare "
             f"encodings of {new!r}{source} (use another --db, or re-enrol everyone with one encoder)"
@@ -78,8 +109,8 @@ def check_faces(names: Sequence[str], embeddings: np.ndarray,
         raise StoreError(f"embeddings must have shape (N, D) with N >= 1, got {emb.shape}")
     if len(names) != len(emb):
         raise StoreError(f"{len(names)} names for {len(emb)} embeddings")
-    if any(not n or not n.strip() for n in names):
-        raise StoreError("a person's name must not be empty")
+    for n in names:
+        normalize_name(n)
     if not np.all(np.isfinite(emb)):
         raise StoreError("a stored vector must be finite (no NaN or inf)")
     srcs = list(sources) if sources is not None else [FaceSource()] * len(emb)
