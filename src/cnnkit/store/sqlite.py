@@ -420,9 +420,10 @@ class SQLiteGallery:
     def faces_of(self, name: str) -> tuple[np.ndarray, list[FaceSource]]:
         """One person's embeddings (N, D) float32 and where each came from, in enrolment order;
         ``(0, D)`` when ``name`` is not enrolled. One indexed query: only their rows are read."""
-        rows = self.conn.execute(
-            "SELECT f.vector, f.source_name, f.source_sha256, f.box FROM faces f "
-            "JOIN people p ON p.id = f.person_id WHERE p.name = ? ORDER BY f.id", (name,)).fetchall()
+        with self._reading() as c:
+            rows = c.execute(
+                "SELECT f.vector, f.source_name, f.source_sha256, f.box FROM faces f "
+                "JOIN people p ON p.id = f.person_id WHERE p.name = ? ORDER BY f.id", (name,)).fetchall()
         matrix = decode_matrix([r[0] for r in rows], self.dim or 0)
         return matrix, [FaceSource(fn, sha, None if box is None else tuple(json.loads(box))) for _, fn, sha, box in rows]
 
