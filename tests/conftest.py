@@ -41,3 +41,40 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.delenv("CNNKIT_DB", raising=False)
     if "CNNKIT_CACHE" not in os.environ:
         monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """A folder outside pytest's 0700 temp root, so that an unprivileged child can reach it."""
+    import shutil
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="cnnkit-perm-"))
+    where.chmod(0o777)
+    yield where
+    for p in where.rglob("*"):
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o777)
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture
+def as_nobody():
+    """Run ``python -c CODE ARGS...`` as an unprivileged user (root ignores permission bits):
+    through ``setpriv`` when this runs as root, as it is otherwise. Returns the CompletedProcess."""
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+
+    pre: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop privileges")
+        pre = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+    def run(code: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(pre + [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+
+    return run

@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
 from cnnkit.cli._app import cli
+from cnnkit.store import SQLiteGallery
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -76,3 +78,69 @@ def test_fifo_or_device_named_as_photo_gives_one_line_error(tmp_path: Path, env:
     what = "a FIFO (named pipe)" if kind == "fifo" else "a character device"
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"{probe}: is {what}, not a regular file" in r.stderr
+
+
+def _photo(path: Path, source: str) -> None:
+    path.write_bytes((ORL / source).read_bytes())
+
+
+def test_hostile_names_and_entries_in_a_folder_run(tmp_path: Path) -> None:
+    """Undecodable bytes, NFC/NFD, control characters in names; links, FIFOs and folders named as
+    photos: each entry is in the output with its reason, no run stops, no face is duplicated."""
+    people = tmp_path / "people"
+    raw = os.fsencode(people)
+    nfc, nfd = "Jos\u00e9", "Jose\u0301"
+    for folder, src in [(nfc, "s1/1.pgm"), (nfd, "s1/2.pgm"), ("line\nbreak", "s2/1.pgm"), ("ok", "s3/1.pgm")]:
+        (people / folder).mkdir(parents=True)
+        _photo(people / folder / "a.pgm", src)
+    os.mkdir(raw + b"/bad\xffname")
+    with open(raw + b"/bad\xffname/a.pgm", "wb") as f:
+        f.write((ORL / "s4/1.pgm").read_bytes())
+    with open(raw + b"/ok/caf\xe9.pgm", "wb") as f:  # a file name that is not UTF-8, in a good folder
+        f.write((ORL / "s3/2.pgm").read_bytes())
+    os.mkfifo(people / "ok" / "pipe.jpg")
+    (people / "ok" / "loop.jpg").symlink_to(people / "ok" / "loop.jpg")
+    (people / "ok" / "gone.jpg").symlink_to(people / "ok" / "nothing-here.jpg")
+    (people / "ok" / "x.jpg").mkdir()
+    (people / "ok" / "notes.txt").write_text("hello")
+    (people / "stray.jpg").write_bytes(b"top-level file")
+    db = tmp_path / "g.sqlite"
+    r = CliRunner().invoke(cli, ["face", "enroll", "--folders", str(people), "--format", "json", "--db", str(db)],
+                           catch_exceptions=False)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    by_image = {p["image"]: p for p in out["photos"]}
+    expected_errors = {
+        str(people / "line\nbreak" / "a.pgm"): "control characters",
+        os.fsdecode(raw + b"/bad\xffname/a.pgm"): "not UTF-8",
+        str(people / "ok" / "pipe.jpg"): "is a FIFO (named pipe), not a regular file",
+        str(people / "ok" / "loop.jpg"): "symbolic link loop",
+        str(people / "ok" / "gone.jpg"): "dangling symbolic link",
+        str(people / "ok" / "x.jpg"): "is a directory, not an image file",
+    }
+    for image, reason in expected_errors.items():
+        assert by_image[image]["status"] == "error" and reason in by_image[image]["error"], (image, by_image[image])
+    assert by_image[str(people / "ok" / "notes.txt")]["status"] == "skipped"
+    assert by_image[str(people / "stray.jpg")]["status"] == "skipped"
+    enrolled = sorted(p["image"] for p in out["photos"] if p["status"] == "enrolled")
+    assert enrolled == sorted([str(people / nfc / "a.pgm"), str(people / nfd / "a.pgm"), str(people / "ok" / "a.pgm"),
+                               os.fsdecode(raw + b"/ok/caf\xe9.pgm")])
+    assert len(out["photos"]) == 4 + len(expected_errors) + 2  # every entry, once
+    listing = CliRunner().invoke(cli, ["face", "people", "--db", str(db)], catch_exceptions=False)
+    assert listing.exit_code == 0
+    rows = listing.stdout.strip().splitlines()[2:]
+    assert [row.split()[:2] for row in rows] == [[nfc, "2"], ["ok", "2"]]  # NFC and NFD: one person
+    with SQLiteGallery(db) as g:
+        assert g.integrity_check() == "ok"
+        names = {s for p in g.people() for s in p.sources}
+        assert "caf\\xe9.pgm" in names
+
+
+def test_table_and_csv_cells_escape_control_characters_and_undecodable_bytes() -> None:
+    from cnnkit.cli._output import format_rows
+
+    rows = [{"image": "line\nbreak.jpg", "name": "caf\udce9"}, {"image": "ok.jpg", "name": "\u05e9\u05dc\u05d5\u05dd 😀"}]
+    table = format_rows(rows, "table", ["image", "name"]).splitlines()
+    assert len(table) == 4 and table[2].split() == ["line\\nbreak.jpg", "caf\\xe9"]
+    assert table[3].split() == ["ok.jpg", "\u05e9\u05dc\u05d5\u05dd", "😀"]  # RTL and emoji kept as they are
+    assert format_rows(rows, "csv", ["image", "name"]).splitlines()[1] == "line\\nbreak.jpg,caf\\xe9"

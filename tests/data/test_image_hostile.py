@@ -159,3 +159,26 @@ def test_undecodable_path_shown_escaped(tmp_path: Path) -> None:
     msg = str(info.value)
     assert "caf\\xe9\\n.jpg: " in msg and "\n" not in msg
     msg.encode("utf-8")  # printable: no lone surrogate left
+
+
+def test_photo_behind_a_folder_without_search_permission(shared_dir: Path, as_nobody) -> None:
+    folder = shared_dir / "private"
+    folder.mkdir()
+    (folder / "a.pgm").write_bytes(PHOTO.read_bytes())
+    folder.chmod(0o666)  # readable listing, no search (x) permission
+    code = """
+        import sys
+        from cnnkit.core.errors import InvalidImageError
+        from cnnkit.data.folders import walk_person_folders
+        from cnnkit.data.image_io import load_image
+        try:
+            load_image(sys.argv[1] + "/private/a.pgm")
+        except InvalidImageError as e:
+            print(e)
+        print([(e.path, e.reason, e.error) for e in walk_person_folders(sys.argv[1]).skipped])
+    """
+    out = as_nobody(code, str(shared_dir))
+    assert "Traceback" not in out.stderr, out.stderr
+    first, second = out.stdout.splitlines()
+    assert first == f"{folder}/a.pgm: permission denied"
+    assert "permission denied" in second and "True" in second

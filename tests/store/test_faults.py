@@ -21,9 +21,6 @@ from cnnkit.core.errors import RemovalPendingError, StoreError, UnknownNameError
 from cnnkit.store import FaceSource, SQLiteGallery
 from cnnkit.store.codec import encode_vector
 
-NOBODY = 65534
-
-
 def _vectors(n: int, seed: int = 0, d: int = 128) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
 
@@ -109,27 +106,7 @@ def test_real_full_disk(tiny_tmpfs: Path) -> None:
         assert len(g) == added and g.integrity_check() == "ok"
 
 
-# -- permissions (as an unprivileged user: root ignores permission bits) ----------------------
-
-def _as_nobody(code: str, *args: str) -> subprocess.CompletedProcess:
-    pre = [] if os.geteuid() != 0 else ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    if pre and subprocess.run(["which", "setpriv"], capture_output=True).returncode:
-        pytest.skip("running as root without setpriv to drop privileges")
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    return subprocess.run(pre + [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": src})
-
-
-@pytest.fixture
-def shared_dir() -> Path:
-    """A folder outside pytest's 0700 temp root, so that an unprivileged child can reach it."""
-    where = Path(tempfile.mkdtemp(prefix="cnnkit-perm-"))
-    where.chmod(0o777)
-    yield where
-    for p in sorted(where.rglob("*"), reverse=True):
-        p.chmod(0o777) if p.is_dir() else None
-    subprocess.run(["rm", "-rf", str(where)], check=True)
-
+# -- permissions (as an unprivileged user: root ignores permission bits; fixtures in conftest) ---
 
 _ENROL = """
     import sys, numpy as np
@@ -144,20 +121,20 @@ _ENROL = """
 """
 
 
-def test_read_only_gallery_file(shared_dir: Path) -> None:
+def test_read_only_gallery_file(shared_dir: Path, as_nobody) -> None:
     path = shared_dir / "g.sqlite"
     _filled(path, 3)
     path.chmod(0o444)
-    out = _as_nobody(_ENROL, str(path))
+    out = as_nobody(_ENROL, str(path))
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     assert out.stdout.startswith("StoreError:") and "read-only" in out.stdout, out.stdout
 
 
-def test_read_only_folder(shared_dir: Path) -> None:
+def test_read_only_folder(shared_dir: Path, as_nobody) -> None:
     folder = shared_dir / "ro"
     folder.mkdir()
     folder.chmod(0o555)
-    out = _as_nobody(_ENROL, str(folder / "g.sqlite"))
+    out = as_nobody(_ENROL, str(folder / "g.sqlite"))
     assert out.stdout.startswith("StoreError:") and "not a cnnkit gallery" not in out.stdout, out.stdout
     assert "writable" in out.stdout or "read-only" in out.stdout
 

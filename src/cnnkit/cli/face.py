@@ -11,7 +11,7 @@ import click
 
 from cnnkit.cli._options import current_threads, db_option, device_option, format_option, threads_option
 from cnnkit.cli._output import emit, progress_bar
-from cnnkit.core.errors import CnnkitError, EncoderMismatchError
+from cnnkit.core.errors import CnnkitError, EncoderMismatchError, printable
 
 
 def encoder_option(fn, *, gallery: bool = True):
@@ -103,12 +103,20 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
     Each photo is committed on its own: good photos are kept, bad ones reported; a rerun skips
     photos already enrolled, so an interrupted enrolment resumes where it stopped. A photo enrolled
     as another person is an error naming them (--force moves it)."""
-    from cnnkit.faces.recognition import enrol_photos, person_folders
+    from cnnkit.data.folders import walk_person_folders
+    from cnnkit.faces.recognition import EnrolOutcome, enrol_photos
 
+    not_used: list[EnrolOutcome] = []  # every entry of --folders that is not a photo, and why
     if folders:
         if name or photos:
             raise click.UsageError("give either NAME PHOTO... or --folders DIR, not both")
-        items = [(person, p) for person, ps in person_folders(folders) for p in ps]
+        walk = walk_person_folders(folders)
+        items = list(walk.photos)
+        not_used = [EnrolOutcome(e.path, e.person or "", "error" if e.error else "skipped", e.reason)
+                    for e in walk.skipped]
+        for o in not_used:
+            if o.status == "error":
+                click.echo(f"error: {printable(o.image)}: {o.error}", err=True)
     else:
         if not name or not photos:
             raise click.UsageError("give NAME and at least one PHOTO (or --folders DIR)")
@@ -139,6 +147,7 @@ def enroll(name: str | None, photos: tuple[str, ...], folders: str | None, large
     finally:
         bar.close()
         gallery.close()
+    outcomes += not_used
     rows = [o.to_dict() for o in outcomes]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("enrolled", "moved", "skipped", "error")}
     emit({"enrolled": counts["enrolled"], "moved": counts["moved"], "skipped": counts["skipped"],

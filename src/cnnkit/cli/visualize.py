@@ -72,10 +72,35 @@ def _from_factory(spec: str, device: str) -> tuple[Any, str, dict[str, Any]]:
         factory = getattr(module, attr)
     except (ImportError, AttributeError) as exc:
         raise CnnkitError(f"{spec}: cannot import the model factory: {exc}") from exc
+    _check_factory(spec, factory)
     model = factory()
     if not isinstance(model, torch.nn.Module):
         raise CnnkitError(f"{spec}: returned a {type(model).__name__}, not a torch.nn.Module")
     return model.to(device).eval(), Path(target).stem if target.endswith(".py") else target.rsplit(".", 1)[-1], {}
+
+
+def _check_factory(spec: str, factory: Any) -> None:
+    """Before anything is called: the factory must be a Python function (not a builtin such as
+    ``os:getpid``, not a class) or an ``nn.Module`` subclass, and a function must be annotated to
+    return an ``nn.Module`` (``def build() -> torch.nn.Module``)."""
+    import inspect
+    import typing
+
+    import torch
+
+    if inspect.isclass(factory):
+        if issubclass(factory, torch.nn.Module):
+            return
+        raise CnnkitError(f"{spec}: a class that is not a torch.nn.Module; refusing to call it")
+    if not inspect.isfunction(factory):
+        raise CnnkitError(f"{spec}: not a Python function ({type(factory).__name__}); refusing to call it")
+    try:
+        returns = typing.get_type_hints(factory).get("return")
+    except Exception:  # noqa: BLE001 - an annotation that cannot be resolved is no annotation
+        returns = None
+    if not (inspect.isclass(returns) and issubclass(returns, torch.nn.Module)):
+        raise CnnkitError(f"{spec}: the factory must be annotated to return a torch.nn.Module "
+                          "(def build() -> torch.nn.Module); refusing to call it")
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -151,8 +176,10 @@ def visualize() -> None:
 _model_option = click.option("--model", "model", required=True, metavar="vgg19|FILE|MODULE:FACTORY",
                              help="vgg19 (pretrained), a model saved by `cnnkit conv train` (.safetensors), "
                                   "a face encoder saved by `cnnkit train` (its own input size and scaling "
-                                  "are used), or FILE.py:FACTORY / package.module:FACTORY, a function that "
-                                  "returns your nn.Module with its weights loaded.")
+                                  "are used), or FILE.py:FACTORY / package.module:FACTORY, a function "
+                                  "annotated `-> torch.nn.Module` that returns your model with its weights "
+                                  "loaded. FILE.py is run as Python code, and the module is imported: use "
+                                  "only code you trust. Pickled torch.save(model) files are refused.")
 _layers_option = click.option("--layers", default=None, metavar="L1,L2,...",
                               help="Layer names from model.named_modules() [default: conv1_1,...,conv5_1 "
                                    "for vgg19, else 5 convolutions spread from the first to the last].")

@@ -257,7 +257,7 @@ def read_image_file(path: str | os.PathLike[str], *, max_bytes: int | None = Non
         _check_regular(path, os.stat(path))
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        reason = _os_reason(path, exc)
+        reason = os_reason(path, exc)
         if reason == "no such file":
             raise no_such_file(path) from None  # the one wording for a missing photo
         raise InvalidImageError(path, reason) from None
@@ -269,7 +269,7 @@ def read_image_file(path: str | os.PathLike[str], *, max_bytes: int | None = Non
         with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(bound + 1)
     except OSError as exc:
-        raise InvalidImageError(path, f"cannot read file: {_os_reason(path, exc)}") from None
+        raise InvalidImageError(path, f"cannot read file: {os_reason(path, exc)}") from None
     finally:
         os.close(fd)
     if len(data) > bound:
@@ -280,17 +280,27 @@ def read_image_file(path: str | os.PathLike[str], *, max_bytes: int | None = Non
 
 
 def _check_regular(path: str | os.PathLike[str], st: os.stat_result) -> None:
+    reason = not_regular_reason(st)
+    if reason is not None:
+        raise InvalidImageError(path, reason)
+
+
+def not_regular_reason(st: os.stat_result) -> str | None:
+    """Why a file of this ``stat`` cannot be read as a photo (a folder, FIFO, device, socket), or
+    None for a regular file."""
     mode = st.st_mode
     if stat.S_ISREG(mode):
-        return
-    kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
-            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-    hint = ", not an image file" if stat.S_ISDIR(mode) else ", not a regular file"
-    raise InvalidImageError(path, f"is {kind}{hint}")
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not an image file"
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    return f"is {kind}, not a regular file"
 
 
-def _os_reason(path: str | os.PathLike[str], exc: OSError) -> str:
+def os_reason(path: str | os.PathLike[str], exc: OSError) -> str:
+    """An OSError met while reaching ``path``, in words (link loop, dangling link, permission...)."""
     if exc.errno == errno.ENOENT:
         return "dangling symbolic link" if os.path.islink(path) else "no such file"
     if exc.errno == errno.ELOOP:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cnnkit.core.download import sha256_file
-from cnnkit.core.errors import CnnkitError, InvalidImageError
+from cnnkit.core.errors import CnnkitError, InvalidImageError, printable
 from cnnkit.core.paths import cache_dir as default_cache_dir
 
 __all__ = ["PairsFormatError", "Pair", "PairsFile", "read_pairs", "lfw_image_path", "pair_distances", "EncodingCache"]
@@ -30,7 +30,7 @@ class PairsFormatError(CnnkitError, ValueError):
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.path, self.reason = os.fspath(path), reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{printable(self.path)}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,13 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsFile:
     p = Path(path)
     if not p.is_file():
         raise PairsFormatError(p, "no such pairs file")
-    lines = [ln.split() for ln in p.read_text().splitlines()]
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PairsFormatError(p, f"not UTF-8 text (undecodable byte at offset {exc.start})") from None
+    except OSError as exc:
+        raise PairsFormatError(p, f"cannot read: {exc.strerror or exc}") from None
+    lines = [ln.split() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines:
         raise PairsFormatError(p, "empty pairs file")

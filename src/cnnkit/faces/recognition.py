@@ -15,7 +15,14 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from cnnkit.core.euclidean import euclidean_rows
-from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError
+from cnnkit.core.errors import (
+    CnnkitError,
+    EncoderMismatchError,
+    InvalidImageError,
+    InvalidNameError,
+    UnknownNameError,
+    printable,
+)
 from cnnkit.data.image_io import read_image_file
 from cnnkit.store.base import FaceSource, Gallery, Match, check_tag, normalize_name
 
@@ -141,6 +148,10 @@ def enrol_photos(pipeline: Any, gallery: Gallery, items: Sequence[tuple[str, Pat
     check_tag(gallery.encoder_tag, pipeline.tag, model=getattr(pipeline.encoder, "path", None))
     for name, photo in items:
         try:
+            try:  # a name the gallery would refuse fails this photo only, naming it
+                name = normalize_name(name)
+            except InvalidNameError as exc:
+                raise InvalidNameError(f"{printable(os.fspath(photo))}: {exc}") from None
             digest = sha256_of(photo)
             owner = gallery.source_owner(digest) if skip_existing else None
             if owner == name:

@@ -72,11 +72,11 @@ def normalize_name(name: str) -> str:
     if not isinstance(name, str):
         raise InvalidNameError(f"a person's name must be text, got {type(name).__name__}")
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in name):
-        raise InvalidNameError(f"name {printable(name)!r} holds bytes that are not UTF-8; rename the folder or file")
+        raise InvalidNameError(f"name '{printable(name)}' holds bytes that are not UTF-8; rename the folder or file")
     bad = sorted({ch for ch in name if unicodedata.category(ch) in ("Cc", "Zl", "Zp")})
     if bad:
         shown = ", ".join(printable(ch) for ch in bad)
-        raise InvalidNameError(f"name {printable(name)!r} holds control characters ({shown}); they are not allowed")
+        raise InvalidNameError(f"name '{printable(name)}' holds control characters ({shown}); they are not allowed")
     if not name.strip():
         raise InvalidNameError("a person's name must not be empty")
     return unicodedata.normalize("NFC", name)
@@ -113,7 +113,8 @@ def check_faces(names: Sequence[str], embeddings: np.ndarray,
         normalize_name(n)
     if not np.all(np.isfinite(emb)):
         raise StoreError("a stored vector must be finite (no NaN or inf)")
-    srcs = list(sources) if sources is not None else [FaceSource()] * len(emb)
+    srcs = [FaceSource(None if s.file_name is None else printable(s.file_name), s.sha256, s.box)
+            for s in sources] if sources is not None else [FaceSource()] * len(emb)
     if len(srcs) != len(emb):
         raise StoreError(f"{len(srcs)} sources for {len(emb)} embeddings")
     return emb, srcs
