@@ -144,3 +144,25 @@ def test_table_and_csv_cells_escape_control_characters_and_undecodable_bytes() -
     assert len(table) == 4 and table[2].split() == ["line\\nbreak.jpg", "caf\\xe9"]
     assert table[3].split() == ["ok.jpg", "\u05e9\u05dc\u05d5\u05dd", "😀"]  # RTL and emoji kept as they are
     assert format_rows(rows, "csv", ["image", "name"]).splitlines()[1] == "line\\nbreak.jpg,caf\\xe9"
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_concurrent_folder_enrolments_store_each_photo_once(tmp_path: Path, processes: int) -> None:
+    """The same folder enrolled by several `cnnkit face enroll --folders` processes at once (the
+    old code stored 40 faces for 20 photos with two processes, 75 with four)."""
+    people = tmp_path / "people"
+    for s in (1, 2, 3):
+        (people / f"s{s}").mkdir(parents=True)
+        for i in (1, 2, 3):
+            _photo(people / f"s{s}" / f"{i}.pgm", f"s{s}/{i}.pgm")
+    db = tmp_path / "g.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    procs = [subprocess.Popen(BASE + ["enroll", "--folders", str(people), "--db", str(db), "--format", "json"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(processes)]
+    outs = [p.communicate(timeout=600) for p in procs]  # a hang guard
+    assert [p.returncode for p in procs] == [0] * processes, [e for _, e in outs]
+    enrolled = sum(json.loads(o.strip().splitlines()[-1])["enrolled"] for o, _ in outs)
+    with SQLiteGallery(db) as g:
+        rows = g.conn.execute("SELECT COUNT(*), COUNT(DISTINCT source_sha256) FROM faces").fetchone()
+        assert rows == (9, 9) and enrolled == 9 and g.integrity_check() == "ok"
