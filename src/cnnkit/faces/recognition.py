@@ -23,6 +23,7 @@ from cnnkit.core.errors import (
     UnknownNameError,
     printable,
 )
+from cnnkit.data.folders import walk_person_folders
 from cnnkit.data.image_io import read_image_file
 from cnnkit.store.base import FaceSource, Gallery, Match, check_tag, normalize_name
 
@@ -52,16 +53,12 @@ def list_images(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def person_folders(root: str | os.PathLike[str]) -> list[tuple[str, list[Path]]]:
-    """``root/NAME/*.jpg`` -> [(NAME, [photos...])], sorted by name; empty folders are skipped."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InvalidImageError(root, "not a directory of person folders")
-    people = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        photos = list_images([d])
-        if photos:
-            people.append((d.name, photos))
-    return people
+    """``root/NAME/*.jpg`` -> [(NAME, [photos...])], in natural order: the photos of
+    :func:`cnnkit.data.folders.walk_person_folders`, which also says what it did not use and why."""
+    grouped: dict[str, list[Path]] = {}
+    for person, photo in walk_person_folders(root).photos:
+        grouped.setdefault(person, []).append(photo)
+    return list(grouped.items())
 
 
 # -- thresholds -------------------------------------------------------------------------------------

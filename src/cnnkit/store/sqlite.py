@@ -314,9 +314,29 @@ class SQLiteGallery:
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         if busy or log not in (0, -1) or done not in (0, -1):
+            readers = self._readers()
+            who = "other connections hold" if readers is None else f"{readers} readers hold"
             raise RemovalPendingError(
-                f"{self.path}: removal pending: {what} its bytes stay in the gallery files while other "
-                f"connections hold it open for reading (waited {wait:g} s); rerun the removal when they close")
+                f"{self.path}: removal pending: {what} its bytes stay in the gallery files while {who} the "
+                f"gallery (waited {wait:g} s); rerun the removal when they close", readers=readers)
+
+    def _readers(self) -> int | None:
+        """How many other processes hold a WAL read mark (bytes 123-127 of the ``-shm`` file, see
+        SQLite's wal.c), from ``/proc/locks``; None where that cannot be read (not Linux)."""
+        try:
+            st = os.stat(self.path + "-shm")
+            with open("/proc/locks") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        pids = set()
+        for line in lines:
+            parts = line.replace("->", "").split()
+            if len(parts) >= 8 and parts[1] == "POSIX" and parts[5] == inode and parts[6].isdigit() \
+                    and 123 <= int(parts[6]) <= 127 and parts[4] != str(os.getpid()):
+                pids.add(parts[4])
+        return len(pids)
 
     def move_source(self, sha256: str, name: str) -> int:
         """Give every face enrolled from the photo with this SHA-256 to ``name`` (created if new), in
