@@ -42,10 +42,12 @@ def _raw(path: Path) -> bytes:
 def test_corrupt_page_reads_fail_clearly_and_writes_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "g.sqlite"
     _filled(path)
+    with sqlite3.connect(path) as c:
+        root = c.execute("SELECT rootpage FROM sqlite_master WHERE name = 'faces'").fetchone()[0]
+        page = c.execute("PRAGMA page_size").fetchone()[0]
     data = bytearray(path.read_bytes())
-    page = 4096
-    assert len(data) > 6 * page
-    data[4 * page + 8: 4 * page + 2000] = os.urandom(1992)  # a page of the faces table
+    start = (root - 1) * page  # the faces table's root page
+    data[start + 8: start + 2000] = os.urandom(1992)
     path.write_bytes(bytes(data))
     before = path.read_bytes()
     g = SQLiteGallery(path)
