@@ -126,7 +126,7 @@ def test_activation_maps_count_what_is_drawn_and_captions_keep_their_spaces(tmp_
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "in.png")
     (tmp_path / "net.py").write_text(
         "import torch\n"
-        "def build():\n"
+        "def build() -> torch.nn.Module:\n"  # issue 14: only annotated factories are called
         "    torch.manual_seed(0)\n"
         "    return torch.nn.Sequential(torch.nn.Conv2d(3, 128, 3, padding=1))\n")
     res = CliRunner().invoke(cli, ["visualize", "activations", str(tmp_path / "in.png"), "--model",

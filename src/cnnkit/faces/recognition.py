@@ -158,7 +158,7 @@ def enrol_photos(pipeline: Any, gallery: Gallery, items: Sequence[tuple[str, Pat
                 outcome = EnrolOutcome(str(photo), name, "moved", f"moved from {owner!r}")
             elif owner is not None:
                 outcome = EnrolOutcome(str(photo), name, "error",
-                                       f"{photo}: already enrolled as {owner!r} in {gallery.path}; "
+                                       f"{printable(os.fspath(photo))}: already enrolled as {owner!r} in {gallery.path}; "
                                        f"use --force to move it to {name!r}")
             else:
                 face = pipeline.encode_one(photo, largest=largest)
