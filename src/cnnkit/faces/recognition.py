@@ -23,11 +23,10 @@ from cnnkit.core.errors import (
     UnknownNameError,
     printable,
 )
-from cnnkit.data.folders import walk_person_folders
+from cnnkit.data.folders import IMAGE_SUFFIXES, walk_person_folders
 from cnnkit.data.image_io import read_image_file
 from cnnkit.store.base import FaceSource, Gallery, Match, check_tag, normalize_name
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".pgm", ".ppm", ".gif", ".tif", ".tiff"}
 
 #: estimated false-positive identification rate the automatic threshold aims for
 AUTO_FPIR = 0.01

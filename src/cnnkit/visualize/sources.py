@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 from cnnkit.core.errors import CnnkitError, ShapeError
+from cnnkit.data.folders import IMAGE_SUFFIXES
 
 __all__ = ["ImageFolder", "TensorSource", "series_source", "volume_source", "open_source", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def _load_rgb(path: Path) -> np.ndarray:
