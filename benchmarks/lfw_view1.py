@@ -1,10 +1,13 @@
-"""LFW View 1: threshold from pairsDevTrain.txt (best accuracy), accuracy on pairsDevTest.txt.
+"""LFW View 1: threshold (or binary head) from pairsDevTrain.txt, accuracy on pairsDevTest.txt.
 
-Side by side in one run: cnnkit's default pipeline (RetinaFace; dlib's 5-point shape predictor in
-a box placed from RetinaFace's landmarks; dlib's chip; the dlib ResNet on the chip and its mirror
-image, averaged), its variants (RetinaFace's own landmarks on a fitted template, a joint 10-point
-fit, without the mirror), and the face_recognition pipeline (dlib HOG detector, 5-point landmarks,
-the same dlib ResNet encoder, no mirror). Embeddings are cached on disk per pipeline
+Side by side in one run: cnnkit's default pipeline; the dlib ResNet alone (RetinaFace; dlib's
+5-point shape predictor in a box placed from RetinaFace's landmarks; dlib's chip; the chip and its
+mirror image, averaged) and its variants (RetinaFace's own landmarks on a fitted template, a joint
+10-point fit, without the mirror); SFace alone (RetinaFace's points on OpenCV's 112x112 template,
+mirror averaged); the two fused (weighted concatenation: the weights in ``faces.fused.FUSIONS``, and
+equal weights); binary heads fitted on pairsDevTrain (``block_sq`` over the fusion: its weights
+and threshold; ``abs`` per dimension); and the face_recognition pipeline (dlib HOG detector,
+5-point landmarks, the same dlib ResNet encoder, no mirror). Embeddings are cached on disk per pipeline
 configuration (``cache_dir()/face_encodings``), so a second run only re-does the arithmetic.
 
 A pair in which either image has no face found gets distance +inf (counted as "different people":
@@ -28,13 +31,52 @@ from cnnkit.faces import FacePipeline
 from cnnkit.faces.pairs import pair_distances, read_pairs
 
 PIPELINES = {
-    "cnnkit default (retinaface + sp5, flip)": dict(),
-    "cnnkit (retinaface + sp5)": dict(alignment="sp5", flip=False),
-    "cnnkit (retinaface + landmark template)": dict(alignment="landmarks", flip=False),
-    "cnnkit (retinaface + template, flip)": dict(alignment="landmarks", flip=True),
-    "cnnkit (retinaface + joint 10-point)": dict(alignment="joint", flip=False),
-    "face_recognition (hog + sp5)": dict(detector="hog", flip=False),
+    "cnnkit default": dict(),
+    "cnnkit dlib_resnet (retinaface + sp5, flip)": dict(encoder="dlib_resnet"),
+    "cnnkit sface (retinaface, own template, flip)": dict(encoder="sface"),
+    "cnnkit dlib_resnet+sface (fused, fitted weights)": dict(encoder="dlib_resnet+sface"),
+    "cnnkit dlib_resnet+sface (fused, equal weights)": dict(encoder="dlib_resnet*1+sface*1"),
+    "cnnkit dlib_resnet (retinaface + sp5)": dict(encoder="dlib_resnet", alignment="sp5", flip=False),
+    "cnnkit dlib_resnet (retinaface + landmark template)": dict(encoder="dlib_resnet", alignment="landmarks", flip=False),
+    "cnnkit dlib_resnet (retinaface + template, flip)": dict(encoder="dlib_resnet", alignment="landmarks", flip=True),
+    "cnnkit dlib_resnet (retinaface + joint 10-point)": dict(encoder="dlib_resnet", alignment="joint", flip=False),
+    "face_recognition (hog + sp5)": dict(encoder="dlib_resnet", detector="hog", flip=False),
 }
+
+#: binary heads fitted on pairsDevTrain over the embeddings of a pipeline, scored on pairsDevTest
+HEADS = {
+    "head block_sq over dlib_resnet+sface": ("cnnkit dlib_resnet+sface (fused, equal weights)", ("block_sq",)),
+    "head abs over dlib_resnet+sface": ("cnnkit dlib_resnet+sface (fused, equal weights)", ("abs",)),
+    "head abs over dlib_resnet": ("cnnkit dlib_resnet (retinaface + sp5, flip)", ("abs",)),
+}
+
+
+def _head_row(label: str, pipe: FacePipeline, feats: tuple[str, ...], train, test, lfw: Path) -> dict:
+    """A binary head fitted on pairsDevTrain, scored on pairsDevTest (a pair without a face: "different")."""
+    from cnnkit.eval.verification import kfold_decision_accuracy
+    from cnnkit.faces.fused import fusion_from_head
+    from cnnkit.faces.head import head_decider, pair_embeddings
+
+    t0 = time.perf_counter()
+    ta, tb, tf = pair_embeddings(pipe, train, lfw, progress=False)
+    ea, eb, ef = pair_embeddings(pipe, test, lfw, progress=False)
+    same = np.r_[train.labels, test.labels]
+    folds = np.r_[np.zeros(len(train)), np.ones(len(test))]
+    decide = head_decider(pipe, np.vstack([ta, ea]), np.vstack([tb, eb]), same, np.r_[tf, ef], features=feats)
+    on_train = folds == 0
+    train_acc = float(np.mean(decide(on_train, on_train) == same[on_train]))  # fitted and scored on train
+    test_acc = kfold_decision_accuracy(same, folds, decide, score=[1])[0]  # fitted on train, scored on test
+    row = {"pipeline": label, "threshold": float("nan"), "train_accuracy": round(train_acc, 4),
+           "test_accuracy": round(test_acc, 4), "test_accuracy_at_default": float("nan"),
+           "test_pairs_without_face": int((~ef).sum()), "images_without_face": 0, "no_face_images": [],
+           "wall_s": round(time.perf_counter() - t0, 1)}
+    if feats == ("block_sq",):
+        from cnnkit.faces.head import fit_head
+
+        head = fit_head(ta[tf], tb[tf], train.labels[tf], features=feats, blocks=pipe.encoder.blocks,
+                        stored_weights=pipe.encoder.weights)
+        row.update(fusion_from_head(json.loads(head.to_json()), pipe.encoder.weights))
+    return row
 
 
 def main() -> None:
@@ -52,7 +94,9 @@ def main() -> None:
     if not (lfw / "pairsDevTest.txt").is_file():
         sys.exit(f"LFW not found at {lfw} (give --lfw)")
     train, test = read_pairs(lfw / "pairsDevTrain.txt"), read_pairs(lfw / "pairsDevTest.txt")
-    rows = []
+    rows: list[dict] = []
+    errors: dict[str, np.ndarray] = {}
+    pipes: dict[str, FacePipeline] = {}
     for label, kwargs in PIPELINES.items():
         if args.only and not any(s in label for s in args.only):
             continue
@@ -67,23 +111,37 @@ def main() -> None:
             "threshold": round(thr, 4),
             "train_accuracy": round(train_acc, 4),
             "test_accuracy": round(accuracy_at(d_test, y_test, thr), 4),
-            "test_accuracy_at_0.6": round(accuracy_at(d_test, y_test, 0.6), 4),
+            "test_accuracy_at_default": round(accuracy_at(d_test, y_test, pipe.default_threshold), 4),
             "test_pairs_without_face": int(np.isnan(d_test).sum()),
             "images_without_face": len(set(nf_train) | set(nf_test)),
             "no_face_images": sorted(set(nf_train) | set(nf_test)),
             "wall_s": round(wall, 1),
         })
+        errors[label] = (np.where(np.isnan(d_test), np.inf, d_test) <= thr) != y_test
+        pipes[label] = pipe
+    for label, (source, feats) in HEADS.items():
+        if source not in pipes:
+            continue
+        rows.append(_head_row(label, pipes[source], feats, train, test, lfw))
+    dlib, sface = errors.get("cnnkit dlib_resnet (retinaface + sp5, flip)"), errors.get(
+        "cnnkit sface (retinaface, own template, flip)")
     if args.json:
         print(json.dumps({"benchmark": "lfw_view1", "lfw": str(lfw), "train_pairs": len(train),
                           "test_pairs": len(test), "results": rows}))
         return
     print(f"LFW View 1: threshold on {len(train)} pairsDevTrain pairs, accuracy on {len(test)} pairsDevTest pairs")
-    head = f"{'pipeline':42s} {'thr':>6s} {'train':>7s} {'test':>7s} {'test@0.6':>8s} {'no-face img':>11s} {'wall s':>7s}"
+    head = f"{'pipeline':52s} {'thr':>6s} {'train':>7s} {'test':>7s} {'test@dflt':>9s} {'no-face img':>11s} {'wall s':>7s}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['pipeline']:42s} {r['threshold']:6.3f} {r['train_accuracy']:7.4f} {r['test_accuracy']:7.4f} "
-              f"{r['test_accuracy_at_0.6']:8.4f} {r['images_without_face']:11d} {r['wall_s']:7.1f}")
+        print(f"{r['pipeline']:52s} {r['threshold']:6.3f} {r['train_accuracy']:7.4f} {r['test_accuracy']:7.4f} "
+              f"{r['test_accuracy_at_default']:9.4f} {r['images_without_face']:11d} {r['wall_s']:7.1f}")
+    if dlib is not None and sface is not None:
+        print(f"pairsDevTest errors: {int((dlib & ~sface).sum())} only dlib_resnet, {int((sface & ~dlib).sum())} only "
+              f"sface, {int((dlib & sface).sum())} both")
+    for r in rows:
+        if "fusion_weights" in r:
+            print(f"{r['pipeline']}: fusion weights {r['fusion_weights']}, threshold {r['fusion_threshold']}")
     for r in rows:
         if r["no_face_images"]:
             print(f"{r['pipeline']}: no face in {', '.join(r['no_face_images'][:10])}"

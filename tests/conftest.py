@@ -19,8 +19,10 @@ def device() -> str:
 
 @pytest.fixture(scope="session")
 def orl_dir() -> Path:
-    path = DATA / "orl"
-    assert path.is_dir(), f"{path} is part of the repository and must exist"
+    from cnnkit.core.assets import orl_dir as packaged
+
+    path = packaged()
+    assert path.is_dir(), f"{path} ships inside the cnnkit package and must exist"
     return path
 
 
@@ -55,3 +57,40 @@ def astronaut():
     from skimage import data as skdata
 
     return skdata.astronaut()
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """A folder outside pytest's 0700 temp root, so that an unprivileged child can reach it."""
+    import shutil
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="cnnkit-perm-"))
+    where.chmod(0o777)
+    yield where
+    for p in where.rglob("*"):
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o777)
+    shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture
+def as_nobody():
+    """Run ``python -c CODE ARGS...`` as an unprivileged user (root ignores permission bits):
+    through ``setpriv`` when this runs as root, as it is otherwise. Returns the CompletedProcess."""
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+
+    pre: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop privileges")
+        pre = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+    def run(code: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(pre + [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+
+    return run

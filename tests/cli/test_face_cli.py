@@ -201,7 +201,9 @@ def test_gallery_of_another_encoder(tmp_path):
     db = tmp_path / "g.sqlite"
     with SQLiteGallery(db) as g:
         g.add_faces("someone", np.ones((1, 128), np.float32) / np.sqrt(128), tag="other_encoder:2:0123456789abcdef")
-    r = run("face", "enroll", "s1", str(ORL / "s1" / "1.pgm"), db=db)
+    r = run("face", "enroll", "s1", str(ORL / "s1" / "1.pgm"), db=db)  # the gallery's encoder is not registered
+    assert r.exit_code == 2 and "other_encoder:2" in r.stderr and "--encoder" in r.stderr
+    r = run("face", "enroll", "s1", str(ORL / "s1" / "1.pgm"), "--encoder", "dlib_resnet", db=db)
     assert r.exit_code == 2 and "other_encoder:2" in r.stderr and "dlib_resnet" in r.stderr
     r = run("face", "identify", str(ORL / "s1" / "2.pgm"), db=db)
     assert r.exit_code == 2 and "other_encoder:2" in r.stderr
@@ -314,3 +316,77 @@ def test_demo_small(tmp_path):
     assert out["rank1"] >= 0.9 and out["rejection"] >= 0.5
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.count("<figure") == 10 + 26 and "data:image/jpeg;base64," in html
+
+
+def _orl_with_faceless(tmp_path: Path, people=("s1", "s2", "s3", "s4")) -> tuple[Path, list[Path]]:
+    """ORL people copied, plus one blank and one noise photo (no face) in the first two folders."""
+    root = tmp_path / "mixed"
+    for s in people:
+        (root / s).mkdir(parents=True)
+        for i in range(1, 6):
+            (root / s / f"{i}.pgm").write_bytes((ORL / s / f"{i}.pgm").read_bytes())
+    blank, noise = root / people[0] / "blank.png", root / people[1] / "noise.png"
+    Image.fromarray(np.full((112, 92), 128, np.uint8)).save(blank)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (112, 92), dtype=np.uint8)).save(noise)
+    return root, [blank, noise]
+
+
+def test_oneshot_completes_when_photos_have_no_face(tmp_path):
+    root, faceless = _orl_with_faceless(tmp_path)
+    r = run("face", "oneshot", str(root), "--people", "s1..s3", "--unknown", "s4", "--seeds", "2",
+            "--format", "json", expect=0)
+    out = last_json(r)
+    assert out["no_face"] == 2 and sorted(out["no_face_files"]) == sorted(map(str, faceless))
+    for f in faceless:
+        assert f"no face: {f}" in r.stderr
+    # 3 people x 5 photos, one enrolled each: 12 probes with a face (the two faceless ones are extra)
+    assert out["probes"] == 12 and out["people"] == 3
+    assert out["rank1"] == 1.0
+    assert out["rank1_no_face_as_miss"] == pytest.approx(12 / 14)
+    assert out["unknown_people"] == 1 and out["unknown_probes"] == 5
+    assert set(out["dir_at_fpir"]) == {"0.01", "0.1"} and 0 <= out["dir_at_fpir"]["0.01"] <= 12 / 14
+
+
+def test_evaluate_names_the_image_without_a_face(tmp_path):
+    root, train, test = _pairs_root(tmp_path)
+    Image.fromarray(np.full((112, 92, 3), 128, np.uint8)).save(root / "s6" / "s6_0002.jpg")
+    r = run("face", "evaluate", str(test), "--root", str(root), "--train", str(train), "--format", "json", expect=0)
+    ev = last_json(r)
+    assert ev["no_face"] == 1 and ev["no_face_files"] == [os.path.join("s6", "s6_0002.jpg")]
+    assert "no face: " + os.path.join("s6", "s6_0002.jpg") in r.stderr
+
+
+def test_gallery_keeps_its_encoder_when_the_default_changes(tmp_path, monkeypatch):
+    import cnnkit.faces.encoders as encoders
+
+    db = tmp_path / "old.sqlite"
+    monkeypatch.setattr(encoders, "DEFAULT_ENCODER", "dlib_resnet")
+    for s in ("s1", "s2"):
+        run("face", "enroll", s, str(ORL / s / "1.pgm"), "--format", "json", db=db, expect=0)
+    old_tag = SQLiteGallery(db).encoder_tag
+    monkeypatch.setattr(encoders, "DEFAULT_ENCODER", "sface")  # an upgrade of the default
+    out = last_json(run("face", "verify", "s1", str(ORL / "s1" / "2.pgm"), "--format", "json", db=db, expect=0))
+    assert out["match"] is True
+    ident = last_json(run("face", "identify", str(ORL / "s2" / "3.pgm"), "--format", "json", db=db, expect=0))
+    assert ident["results"][0]["faces"][0]["name"] == "s2"
+    assert SQLiteGallery(db).encoder_tag == old_tag and old_tag.startswith("dlib_resnet:")
+    # a new gallery gets the new default
+    new = tmp_path / "new.sqlite"
+    run("face", "enroll", "s1", str(ORL / "s1" / "1.pgm"), "--format", "json", db=new, expect=0)
+    assert SQLiteGallery(new).encoder_tag.startswith("sface:")
+
+
+def test_evaluate_head_on_ten_folds_fits_on_the_other_nine(tmp_path):
+    root, _, _ = _pairs_root(tmp_path)
+    lines = []
+    for k in range(10):  # fold k: 2 matched and 2 mismatched pairs of ORL people
+        s, t = 1 + k % 10, 1 + (k + 3) % 10
+        lines += [f"s{s}\t1\t2", f"s{t}\t3\t4", f"s{s}\t1\ts{t}\t2", f"s{t}\t3\ts{s}\t4"]
+    ordered = []
+    for k in range(10):
+        ordered += lines[4 * k: 4 * k + 4]
+    view2 = tmp_path / "view2.txt"
+    view2.write_text("10\t2\n" + "\n".join(ordered) + "\n")
+    ev = last_json(run("face", "evaluate", str(view2), "--root", str(root), "--method", "head", "--format", "json",
+                       expect=0))
+    assert ev["method"] == "head" and ev["folds"] == 10 and ev["accuracy"] >= 0.9

@@ -65,3 +65,21 @@ def test_report_rule_of_30():
 def test_open_set_report():
     r = open_set_report(["a", "b", None, None, "a"], ["a", "c", "b", "x", "y"], enrolled={"a", "b", "c"})
     assert r.rank1 == pytest.approx(1 / 3) and r.rejection == pytest.approx(1 / 2)
+
+
+def test_kfold_decisions_are_fitted_without_the_scored_fold():
+    from cnnkit.eval.verification import kfold_decision_accuracy
+
+    same = np.array([True, False] * 10)
+    folds = np.repeat(np.arange(10), 2)
+    seen = []
+
+    def decide(train, test):
+        seen.append((train.copy(), test.copy()))
+        return ~same[test] if test[0] else same[test]  # wrong on fold 0 only
+
+    accs = kfold_decision_accuracy(same, folds, decide)
+    assert accs == [0.0] + [1.0] * 9
+    for train, test in seen:
+        assert not (train & test).any() and (train | test).all() and test.sum() == 2
+    assert kfold_decision_accuracy(same, folds, decide, score=[3]) == [1.0]

@@ -76,7 +76,7 @@ def test_encode_many_keeps_order_and_reports_errors(pipeline, orl_dir: Path, tmp
     out = list(small.encode_many(paths))
     assert [p for p, _ in out] == paths
     kinds = [type(r).__name__ for _, r in out]
-    assert kinds == ["FaceResult", "InvalidImageError", "FaceResult", "NoFaceFoundError", "FaceResult"]
+    assert kinds == ["FaceResult", "UnsupportedImageError", "FaceResult", "NoFaceFoundError", "FaceResult"]
     single = pipeline.encode_one(orl_dir / "s2/1.pgm")
     np.testing.assert_allclose(out[2][1].embedding, single.embedding, atol=1e-6)
     assert isinstance(out[1][1], InvalidImageError) and str(bad) in str(out[1][1])

@@ -49,3 +49,22 @@ def test_fit_pair_head_separates_pairs():
     spec = json.loads(head.to_json(encoder="x"))
     assert spec["encoder"] == "x" and len(spec["weights"]) == 8
     assert np.isfinite(head_probability(spec, emb[:2].numpy(), emb[:3].numpy())).all()
+
+
+def test_block_sq_is_the_squared_distance_of_each_block():
+    a, b = torch.tensor([[1.0, 0.0, 2.0, 2.0, 0.0]]), torch.tensor([[0.0, 0.0, 0.0, 0.0, 3.0]])
+    f = pair_features(a, b, ("block_sq",), blocks=(2, 3))
+    assert f.tolist() == [[1.0, 4.0 + 4.0 + 9.0]]
+    with pytest.raises(ShapeError, match="add up"):
+        pair_features(a, b, ("block_sq",), blocks=(2, 2))
+
+
+def test_block_sq_head_probability_matches_module():
+    torch.manual_seed(0)
+    head = PairClassifierHead(6, features=("block_sq", "abs"), blocks=(4, 2))
+    a, b = torch.randn(3, 6), torch.randn(3, 6)
+    expected = torch.sigmoid(head(a, b)).detach().numpy()
+    prob = head_probability(head.to_json(), a.numpy(), b.numpy())
+    np.testing.assert_allclose(np.diag(prob), expected, rtol=1e-5)
+    again = PairClassifierHead.from_json(head.to_json())
+    assert again.blocks == (4, 2)

@@ -80,7 +80,7 @@ class Api:
         assert r.status_code == 201, r.text
         return r
 
-    def enrol(self, gallery: str, subject: str, data: bytes, name: str = "photo.jpg", key="admin", **form):
+    def enroll(self, gallery: str, subject: str, data: bytes, name: str = "photo.jpg", key="admin", **form):
         return self.post(f"/v1/galleries/{gallery}/subjects/{subject}/faces", key=key,
                          files={"image": (name, data)}, data=form)
 

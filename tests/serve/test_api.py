@@ -110,7 +110,7 @@ def test_gallery_dropped_and_created_again_is_a_new_gallery(api, img) -> None:
     from cnnkit.store.sidecar import sidecar_path
 
     api.create()
-    assert api.enrol("demo", "ann", img.orl("s1/1")).status_code == 201
+    assert api.enroll("demo", "ann", img.orl("s1/1")).status_code == 201
     with SQLiteGallery(gallery_file(api)) as g:  # a search writes the memory-mapped sidecar
         g.search(g.embeddings()[0][:1])
     assert sidecar_path(gallery_file(api)).is_file()
@@ -120,15 +120,15 @@ def test_gallery_dropped_and_created_again_is_a_new_gallery(api, img) -> None:
     assert api.get("/v1/galleries/demo/subjects").json()["subjects"] == []
 
 
-# -- enrolment -----------------------------------------------------------------------------------
+# -- enrollment -----------------------------------------------------------------------------------
 
 def test_enrol_one_photo(api, img) -> None:
     api.create()
-    r = api.enrol("demo", "ann", img.orl("s1/1"), name="s1_1.pgm")
+    r = api.enroll("demo", "ann", img.orl("s1/1"), name="s1_1.pgm")
     assert r.status_code == 201
     body = r.json()
     assert body["subject"] == "ann" and body["enrolled"] is True and len(body["box"]) == 4
-    again = api.enrol("demo", "ann", img.orl("s1/1"))
+    again = api.enroll("demo", "ann", img.orl("s1/1"))
     assert again.status_code == 200 and again.json()["enrolled"] is False
     assert api.get("/v1/galleries/demo/subjects/ann").json()["faces"] == 1
 
@@ -136,11 +136,11 @@ def test_enrol_one_photo(api, img) -> None:
 def test_enrol_several_faces(api, img) -> None:
     api.create()
     both = img.side_by_side("s1/1", "s2/1")
-    body = problem(api.enrol("demo", "ann", both), 422, "multiple-faces")
+    body = problem(api.enroll("demo", "ann", both), 422, "multiple-faces")
     assert "2 faces" in body["detail"]
     assert api.get("/v1/galleries/demo/subjects").json()["subjects"] == []
-    assert api.enrol("demo", "ann", both, face="largest").status_code == 201
-    problem(api.enrol("demo", "bob", both, face="maybe"), 422, "invalid-request")
+    assert api.enroll("demo", "ann", both, face="largest").status_code == 201
+    problem(api.enroll("demo", "bob", both, face="maybe"), 422, "invalid-request")
 
 
 def test_enrol_batch_reports_each_item_and_commits_the_good(api, img) -> None:
@@ -162,7 +162,7 @@ def test_enrol_batch_reports_each_item_and_commits_the_good(api, img) -> None:
 
 def test_identify(api, img) -> None:
     api.create()
-    api.enrol("demo", "ann", img.orl("s1/1"))
+    api.enroll("demo", "ann", img.orl("s1/1"))
     r = api.identify("demo", img.orl("s1/2"))
     assert r.status_code == 200
     face = r.json()["faces"][0]
@@ -176,7 +176,7 @@ def test_identify(api, img) -> None:
 
 def test_identify_names_a_subject_at_most_once_per_photo(api, img) -> None:
     api.create()
-    api.enrol("demo", "ann", img.orl("s1/1"))
+    api.enroll("demo", "ann", img.orl("s1/1"))
     faces = api.identify("demo", img.side_by_side("s1/2", "s1/3")).json()["faces"]
     assert len(faces) == 2
     names = [f["name"] for f in faces]
@@ -189,7 +189,7 @@ def test_identify_names_a_subject_at_most_once_per_photo(api, img) -> None:
 
 def test_verify_against_a_subject(api, img) -> None:
     api.create()
-    api.enrol("demo", "ann", img.orl("s1/1"))
+    api.enroll("demo", "ann", img.orl("s1/1"))
     same = api.post("/v1/verify", files={"image": ("q.pgm", img.orl("s1/2"))}, data={"subject": "ann", "gallery": "demo"})
     assert same.status_code == 200, same.text
     body = same.json()
@@ -258,9 +258,9 @@ def test_subjects_cursor_pagination(api, serve_pipeline) -> None:
 
 def test_delete_removes_every_embedding_and_the_thumbnail(api, img) -> None:
     api.create(thumbnails=True)
-    api.enrol("demo", "annabel_q", img.orl("s1/1"))
-    api.enrol("demo", "annabel_q", img.orl("s1/3"))
-    api.enrol("demo", "bob", img.orl("s2/1"))
+    api.enroll("demo", "annabel_q", img.orl("s1/1"))
+    api.enroll("demo", "annabel_q", img.orl("s1/3"))
+    api.enroll("demo", "bob", img.orl("s2/1"))
     thumb = api.get("/v1/galleries/demo/subjects/annabel_q/thumbnail")
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(thumb.content)).size == (112, 112)
@@ -281,14 +281,14 @@ def test_delete_removes_every_embedding_and_the_thumbnail(api, img) -> None:
 
 def test_no_thumbnails_unless_asked(api, img) -> None:
     api.create(thumbnails=False)
-    api.enrol("demo", "ann", img.orl("s1/1"))
+    api.enroll("demo", "ann", img.orl("s1/1"))
     problem(api.get("/v1/galleries/demo/subjects/ann/thumbnail"), 404, "not-found")
     assert api.get("/v1/galleries/demo/subjects/ann").json()["thumbnail"] is False
 
 
 def test_export_and_import(api, img, serve_pipeline) -> None:
     api.create()
-    api.enrol("demo", "ann", img.orl("s1/1"))
+    api.enroll("demo", "ann", img.orl("s1/1"))
     lines = api.get("/v1/galleries/demo/export").text.splitlines()
     header = json.loads(lines[0])
     assert header["encoder_tag"] == serve_pipeline.tag and header["faces"] == 1 and len(lines) == 2
@@ -321,8 +321,8 @@ def test_keys_roles_and_scopes(api, img) -> None:
     problem(api.identify("demo", photo, key="garbage"), 401, "unauthorized")
     assert api.identify("demo", photo, key=read_demo).status_code == 200
     problem(api.identify("other", photo, key=read_demo), 403, "forbidden")
-    problem(api.enrol("demo", "ann", photo, key=read_demo), 403, "forbidden")
-    assert api.enrol("demo", "ann", photo, key=write_demo).status_code == 201
+    problem(api.enroll("demo", "ann", photo, key=read_demo), 403, "forbidden")
+    assert api.enroll("demo", "ann", photo, key=write_demo).status_code == 201
     problem(api.post("/v1/galleries", key=write_demo, json={"name": "x"}), 403, "forbidden")
     problem(api.delete("/v1/galleries/demo", key=write_demo), 403, "forbidden")
     assert api.get("/v1/galleries", key=read_demo).json() == {"galleries": ["demo"]}
@@ -457,6 +457,6 @@ def test_the_threshold_follows_the_gallery(api, serve_pipeline) -> None:
 def test_subject_names_that_are_not_names(api, img) -> None:
     api.create()
     for bad in ("%20%20", "a%0Ab"):
-        problem(api.enrol("demo", bad, img.orl("s1/1")), 422, "invalid-request")
-    assert api.enrol("demo", "Zoë Brown", img.orl("s1/1")).status_code == 201
+        problem(api.enroll("demo", bad, img.orl("s1/1")), 422, "invalid-request")
+    assert api.enroll("demo", "Zoë Brown", img.orl("s1/1")).status_code == 201
     assert [s["name"] for s in api.get("/v1/galleries/demo/subjects").json()["subjects"]] == ["Zoë Brown"]

@@ -1,5 +1,5 @@
 """The web page in a real browser: Playwright for Python driving Debian's chromium against a real
-``cnnkit serve`` on 127.0.0.1. Sign in, create a gallery, enrol a photo, identify another (the name
+``cnnkit serve`` on 127.0.0.1. Sign in, create a gallery, enroll a photo, identify another (the name
 and an "unknown" drawn on it), delete the person, see them gone.
 
 Screenshots go to ``$CNNKIT_SERVE_SCREENSHOTS`` (``docs/serve/`` holds the committed ones), else to
@@ -73,9 +73,9 @@ def test_sign_in_enrol_identify_delete(tmp_path: Path, browser, start_server, ad
     expect(page.locator("#gallery")).to_have_value("demo")
     expect(page.locator("#decision")).to_contain_text("Same person when distance")
 
-    page.fill("#enrol-name", "ann")
-    page.set_input_files("#enrol-file", str(enrol_photo))
-    page.click("#enrol-btn")
+    page.fill("#enroll-name", "ann")
+    page.set_input_files("#enroll-file", str(enrol_photo))
+    page.click("#enroll-btn")
     page.wait_for_selector('#people li[data-name="ann"] img')  # the thumbnail, fetched with the key
     assert page.inner_text('#people li[data-name="ann"] .name') == "ann"
     assert "0.600" in page.inner_text("#decision")

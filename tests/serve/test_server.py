@@ -1,6 +1,6 @@
 """Real ``cnnkit serve`` processes on 127.0.0.1: the issue's check sequence as an outside client
 would run it, Ctrl-C, the refusal to bind publicly without keys, the keys CLI, concurrent
-enrolment, a client that disconnects mid-upload, and two servers sharing one gallery."""
+enrollment, a client that disconnects mid-upload, and two servers sharing one gallery."""
 from __future__ import annotations
 
 import signal
@@ -81,8 +81,8 @@ def test_keys_cli(tmp_path: Path, add_key) -> None:
 
 
 def test_concurrent_enrolment_disconnects_and_ctrl_c(tmp_path: Path, start_server, add_key, img) -> None:
-    """20 clients enrol at once while another client drops its upload half-way; then Ctrl-C while
-    enrolments are still arriving. Every acknowledged enrolment is in the gallery, which passes
+    """20 clients enroll at once while another client drops its upload half-way; then Ctrl-C while
+    enrollments are still arriving. Every acknowledged enrollment is in the gallery, which passes
     integrity_check."""
     db = str(tmp_path / "galleries")
     key = add_key(db, "admin")
@@ -102,7 +102,7 @@ def test_concurrent_enrolment_disconnects_and_ctrl_c(tmp_path: Path, start_serve
     answers: list[int] = []
     lock = threading.Lock()
 
-    def enrol(person: int, photos: range) -> None:
+    def enroll(person: int, photos: range) -> None:
         with httpx.Client(base_url=server.url, timeout=120) as c:
             for p in photos:
                 try:
@@ -115,7 +115,7 @@ def test_concurrent_enrolment_disconnects_and_ctrl_c(tmp_path: Path, start_serve
                     if r.status_code == 201:
                         acknowledged.append(f"s{person}/{p}")
 
-    first = [threading.Thread(target=enrol, args=(i, range(1, 2))) for i in range(1, 21)]
+    first = [threading.Thread(target=enroll, args=(i, range(1, 2))) for i in range(1, 21)]
     for t in first:
         t.start()
     for t in first:
@@ -124,7 +124,7 @@ def test_concurrent_enrolment_disconnects_and_ctrl_c(tmp_path: Path, start_serve
     status = httpx.get(server.url + "/v1/galleries/demo/subjects?limit=100", headers=h, timeout=60).json()
     assert sorted(s["name"] for s in status["subjects"]) == sorted(f"s{i}" for i in range(1, 21))  # no "halfway"
 
-    more = [threading.Thread(target=enrol, args=(i, range(2, 11))) for i in range(21, 25)]
+    more = [threading.Thread(target=enroll, args=(i, range(2, 11))) for i in range(21, 25)]
     for t in more:
         t.start()
     while len(acknowledged) < 24:  # let a few land, then Ctrl-C mid-stream

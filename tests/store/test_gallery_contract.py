@@ -114,3 +114,15 @@ def test_embeddings_roundtrip_float32(make_gallery):
     m, names = g.embeddings()
     assert m.dtype == np.float32 and m.shape == (3, 16) and names == ["ada"] * 3
     np.testing.assert_array_equal(m, e)
+
+
+def test_a_photo_knows_its_owner_and_moves_to_another_person(make_gallery):
+    g = make_gallery()
+    g.add_faces("s1", np.ones((1, 4), np.float32), tag="t", sources=[FaceSource("1.pgm", "a" * 64, None)])
+    g.add_faces("s2", np.full((1, 4), 2, np.float32), tag="t", sources=[FaceSource("2.pgm", "b" * 64, None)])
+    assert g.source_owner("a" * 64) == "s1" and g.source_owner("0" * 64) is None
+    assert g.move_source("a" * 64, "bob") == 1
+    assert g.source_owner("a" * 64) == "bob"
+    assert sorted(p.name for p in g.people()) == ["bob", "s2"]  # s1 had only that photo
+    assert g.search(np.ones((1, 4), np.float32), k=1)[0][0].name == "bob"
+    assert g.move_source("0" * 64, "zoe") == 0 and "zoe" not in {p.name for p in g.people()}

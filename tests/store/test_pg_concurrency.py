@@ -87,7 +87,7 @@ def test_kill9_during_enrolment_20_rounds(open_backend):
         assert acked <= set(people), f"round {round_}: lost {sorted(acked - set(people))[:5]}"
         assert all(n == 2 for n in people.values()), f"round {round_}: a half-written enrollment"
     assert len(acked) >= 20
-    print(f"\n{type(g).__name__}: 20 kills, {len(acked)} acknowledged enrolments all kept")
+    print(f"\n{type(g).__name__}: 20 kills, {len(acked)} acknowledged enrollments all kept")
 
 
 # ---- 4 enrollers + 4 identifiers on one PostgreSQL gallery ------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from cnnkit.core.errors import StoreError, UnknownNameError
+from cnnkit.core.errors import RemovalPendingError, StoreError, UnknownNameError
 from cnnkit.store import open_gallery
 from cnnkit.store.codec import encode_vector
 from cnnkit.store.pgvector import LATEST, PgVectorGallery
@@ -43,7 +43,7 @@ def test_schema_version_table_and_reopen(pg_url, pg_schema):
     g.close()
     with PgVectorGallery(pg_url, schema=pg_schema) as g2, admin(pg_url) as c:  # no second migration
         rows = c.execute(f'SELECT version FROM "{pg_schema}".schema_version').fetchall()
-        assert rows == [(LATEST,)] and g2.schema_version == LATEST
+        assert rows == [(v,) for v in range(1, LATEST + 1)] and g2.schema_version == LATEST
         assert [p.name for p in g2.people()] == ["ada"]
         col = c.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = %s::regclass "
                         "AND attname = 'vector'", (f'"{pg_schema}".faces',)).fetchone()[0]
@@ -200,6 +200,24 @@ def test_remove_person_full_vacuum_leaves_no_vector_bytes(gallery, pg_url):
     assert len(gallery) == 180 and not any(p.name < "p020" for p in gallery.people())
     with pytest.raises(StoreError, match="vacuum must be"):
         gallery.remove_person("p020", vacuum="yes")
+
+
+def test_removal_with_an_open_snapshot_reports_pending_then_finishes(gallery, pg_url):
+    """A session holding a snapshot that still sees the rows keeps VACUUM from removing them
+    ("dead but not yet removable"): the removal says so instead of reporting success."""
+    e = np.random.default_rng(1).normal(size=(30, 128)).astype(np.float32)
+    gallery.add_batch([f"p{i:02d}" for i in range(30)], e, tag="t")
+    with psycopg.connect(pg_url) as reader:  # not autocommit: the SELECT opens a transaction
+        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        reader.execute(f'SELECT count(*) FROM "{gallery.schema}".faces').fetchone()
+        with pytest.raises(RemovalPendingError, match=r"removal pending: 'p05' is deleted, but 2 dead rows stay "
+                                                      r"in the gallery while 1 readers hold the gallery"):
+            gallery.remove_person("p05", wait=1.0)
+        assert "p05" not in {p.name for p in gallery.people()}
+        reader.rollback()
+    assert gallery.remove_person("p05") == 1  # the retry finishes the job and reports it
+    with pytest.raises(UnknownNameError):
+        gallery.remove_person("p05")
 
 
 # ---- bad input: a one-line StoreError each, nothing written ----------------------------------------

@@ -9,7 +9,7 @@ import torch
 import pytest
 from PIL import Image
 
-from cnnkit.core.errors import CnnkitError, InvalidImageError, UnknownNameError
+from cnnkit.core.errors import CnnkitError, InvalidImageError, OutputPathError, UnknownNameError
 from cnnkit.style.optimize import StyleOptions, run, save_image, transfer
 from cnnkit.style.quality import content_kept
 
@@ -121,7 +121,10 @@ def test_memory_budget(tiny_encoder):
 def test_transfer_returns_image_and_rejects_unknown_options(tiny_encoder, tmp_path):
     img = transfer(_photo(0), _photo(1), encoder=tiny_encoder, size=32, steps=2, **LAYERS)
     assert isinstance(img, Image.Image) and img.mode == "RGB"
-    assert save_image(img, tmp_path / "sub" / "out.png").stat().st_size > 0
+    with pytest.raises(OutputPathError, match="sub does not exist"):  # no folder is made for the user
+        save_image(img, tmp_path / "sub" / "out.png")
+    assert not (tmp_path / "sub").exists()
+    assert save_image(img, tmp_path / "out.png").stat().st_size > 0
     with pytest.raises(CnnkitError, match=r"unknown option \['stpes'\]"):
         transfer(_photo(0), _photo(1), encoder=tiny_encoder, stpes=2)
 

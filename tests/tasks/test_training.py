@@ -128,7 +128,8 @@ def test_cli_train_evaluate_summary(tmp_path):
                               "--format", "json"])
     assert res.exit_code == 0, res.output
     trained = json.loads(res.stdout.splitlines()[0])
-    assert list(trained) == ["task", "metric", "value", "seconds"] and trained["task"] == "ecg200"
+    assert list(trained) == ["task", "metric", "value", "n", "seconds"] and trained["task"] == "ecg200"
+    assert trained["n"] == 100  # ECG200's test set: the accuracy is k/100
     res = runner.invoke(cli, ["conv", "evaluate", str(out), "--format", "json"])
     assert res.exit_code == 0, res.output
     evaluated = json.loads(res.stdout)

@@ -31,7 +31,7 @@ def test_two_epochs_lower_the_loss_and_save_a_usable_model(orl_dir, tmp_path):
     assert report["people"] == 3 and report["probes"] == 27
     # the gallery search gives the rank-1 a plain nearest-neighbour loop gives on the same embeddings
     index = scan_identity_folder(orl_dir, people="s7..s9", min_images=2)
-    naive = oneshot_rank1(embed_folder(pipe, index.paths), list(index.labels), seeds=3)
+    naive = oneshot_rank1(embed_folder(pipe, index.paths)[0], list(index.labels), seeds=3)
     assert report["rank1"] == naive["rank1"]
 
     # seeded and repeatable; resuming after the end changes nothing

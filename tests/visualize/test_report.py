@@ -104,7 +104,7 @@ _FACTORIES = {
 
 def _save_model(kind: str, path: Path) -> str:
     """A FILE.py:FACTORY model spec (the CLI refuses pickled modules)."""
-    path.write_text("import torch\nfrom torch import nn\n\n\ndef build():\n    torch.manual_seed(0)\n"
+    path.write_text("import torch\nfrom torch import nn\n\n\ndef build() -> nn.Module:\n    torch.manual_seed(0)\n"
                     f"    return {_FACTORIES[kind]}\n")
     return f"{path}:build"
 
@@ -113,6 +113,24 @@ def test_cli_refuses_pickled_modules(tmp_path):
     torch.save(_model2d(), tmp_path / "tiny.pt")
     result = CliRunner().invoke(cli, ["visualize", "filters", "--model", str(tmp_path / "tiny.pt"), "-o", str(tmp_path / "f.png")])
     assert result.exit_code == 2 and "pickled modules are not loaded" in result.output
+
+
+@pytest.mark.parametrize(("spec", "reason"), [
+    ("os:getpid", "not a Python function (builtin_function_or_method); refusing to call it"),
+    ("collections:OrderedDict", "a class that is not a torch.nn.Module; refusing to call it"),
+    ("FILE:build", "the factory must be annotated to return a torch.nn.Module"),
+])
+def test_cli_factory_refused_before_it_is_called(tmp_path, spec, reason):
+    marker = tmp_path / "called"
+    (tmp_path / "evil.py").write_text(f"def build():\n    open({str(marker)!r}, 'w').close()\n")
+    spec = spec.replace("FILE", str(tmp_path / "evil.py"))
+    result = CliRunner().invoke(cli, ["visualize", "filters", "--model", spec, "-o", str(tmp_path / "f.png")])
+    assert result.exit_code == 2 and reason in result.output and not marker.exists()
+
+
+def test_cli_help_says_model_files_are_run():
+    result = CliRunner().invoke(cli, ["visualize", "filters", "--help"])
+    assert "FILE.py is run as Python code" in " ".join(result.output.split())
 
 
 def test_cli_units_2d_writes_everything(tmp_path, image_dir):

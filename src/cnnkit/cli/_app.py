@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import warnings
 from typing import Any
 
 import click
 
 from cnnkit import __version__
-from cnnkit.core.errors import CnnkitError
+from cnnkit.core.errors import CnnkitError, ImageDecodeWarning
 
 # command name -> "module:attribute"; a module that is not present is simply not listed.
 _COMMANDS = {
@@ -22,7 +23,17 @@ _COMMANDS = {
     "visualize": "cnnkit.cli.visualize:visualize",
     "conv": "cnnkit.cli.conv:conv",
     "serve": "cnnkit.cli.serve:serve",
+    "weights": "cnnkit.cli.weights:weights",
 }
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Decoder warnings on one line ("warning: FILE: ..."); others as Python prints them."""
+    if issubclass(category, ImageDecodeWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 class _LazyGroup(click.Group):
@@ -40,7 +51,9 @@ class _LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning  # restored when the block ends
+                return super().invoke(ctx)
         except CnnkitError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)

@@ -30,14 +30,47 @@ def device_option(fn: F) -> F:
     return click.option("--device", default="cpu", show_default=True, help="Torch device.")(fn)
 
 
-def face_threads() -> None:
-    """Torch threads for the face commands: ``$CNNKIT_THREADS``, default 1.
+def default_threads() -> int:
+    """The thread count every command uses unless ``--threads`` says otherwise: ``$CNNKIT_THREADS``,
+    else 1.
 
-    The face encoder runs one small chip at a time; on this 2-core machine one thread encoded an
-    ORL face in 0.07 s and two threads in 0.75 s (the second thread fights onnxruntime's and
-    everything else's). The CLI is the application, so it sets this; the library never does."""
+    One thread is the fast choice on the small, busy machines cnnkit is run on: on the 2-core
+    development machine (load 3-8 from other jobs) one thread encoded an ORL face in 0.07 s against
+    0.75 s with two, onnxruntime's detector used half the CPU time per face with one thread, and
+    ``cnnkit conv train ecg200`` took a fraction of the time (README, "Measured with the defaults").
+    Raise it on an idle many-core machine."""
     import os
 
+    raw = os.environ.get("CNNKIT_THREADS", "1")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise click.BadParameter(f"CNNKIT_THREADS must be a positive integer, got {raw!r}") from None
+
+
+def apply_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads for this process (the CLI is the application; the library never
+    does) and return the number, which the face commands also give onnxruntime's detector."""
     import torch
 
-    torch.set_num_threads(max(1, int(os.environ.get("CNNKIT_THREADS", "1"))))
+    n = default_threads() if threads is None else threads
+    torch.set_num_threads(n)
+    return n
+
+
+def current_threads() -> int:
+    """The thread count :func:`apply_threads` set (torch's own count)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def threads_option(fn: F) -> F:
+    """``--threads N``: one policy for every command that computes (face, demo, train, conv, style,
+    visualize, head): applied as soon as the option is parsed, default :func:`default_threads`."""
+    return click.option(
+        "--threads", type=click.IntRange(min=1), default=None, expose_value=False,
+        callback=lambda ctx, param, value: apply_threads(value),
+        help="CPU threads for torch and onnxruntime [default: $CNNKIT_THREADS, else 1, the fastest on a "
+             "small busy machine].",
+    )(fn)

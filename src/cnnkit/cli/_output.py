@@ -4,19 +4,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from typing import Any, Mapping, Sequence
 
 import click
 
+from cnnkit.core.errors import printable
+from cnnkit.core.numbers import format_metric, round_metric
+
 
 def _cell(value: Any) -> str:
+    """One table or CSV cell, printable on one line (control characters and undecodable bytes
+    escaped by ``core.errors.printable``)."""
+    return printable(_text(value))
+
+
+def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
+        return format_metric(value)
     if isinstance(value, (list, tuple)):
-        return " ".join(_cell(v) for v in value)
+        return " ".join(_text(v) for v in value)
     if isinstance(value, Mapping):
         return json.dumps(value, default=str)
     return str(value)

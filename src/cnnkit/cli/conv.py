@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import click
 
-from cnnkit.cli._options import format_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._options import format_option, threads_option
+from cnnkit.cli._output import emit, round_metric
 
 _data_option = click.option(
     "--data", "data", default=None, type=click.Path(exists=True, file_okay=False),
     help="Folder with the task's data files (UCR TSV files, Fashion-MNIST IDX files) [default: the "
          "repository's data/, $CNNKIT_UCR_DIR / $CNNKIT_FASHION_MNIST, the cache, Debian's package].")
-_threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
-                               help="Torch CPU threads [default: torch's choice].")
-
-
-def _set_threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 @click.group()
@@ -46,37 +37,40 @@ def tasks_cmd(fmt: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @_data_option
-@_threads_option
+@threads_option
 @format_option
 def train(task: str, epochs: int | None, output: str, seed: int, progress: bool, data: str | None,
-          threads: int | None, fmt: str) -> None:
+          fmt: str) -> None:
     """Train TASK from a seeded init, save it to OUTPUT and print its test score."""
     from cnnkit.tasks import get_task, save_model, train_task
 
     get_task(task)  # unknown names fail before any data is read
-    _set_threads(threads)
     result = train_task(task, epochs=epochs, seed=seed, data=data, progress=progress)
     path = save_model(output, result.model, result.config)
-    metric = result.config["metric"]
-    emit({"task": task, "metric": metric, "value": result.config["metrics"][metric],
-          "seconds": round(result.seconds, 2)}, fmt)
+    emit(_score(task, result.config["metric"], result.config["metrics"], result.seconds), fmt)
     click.echo(f"saved {path}", err=True)
 
 
 @conv.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @_data_option
-@_threads_option
+@threads_option
 @format_option
-def evaluate(model_path: str, data: str | None, threads: int | None, fmt: str) -> None:
+def evaluate(model_path: str, data: str | None, fmt: str) -> None:
     """Score a MODEL saved by ``conv train`` on its task's test data."""
     from cnnkit.tasks import evaluate_model, load_model
 
-    _set_threads(threads)
     model, config = load_model(model_path)
     metrics, seconds = evaluate_model(model, config, data=data)
-    emit({"task": config["task"], "metric": config["metric"], "value": metrics[config["metric"]],
-          "seconds": round(seconds, 2)}, fmt)
+    emit(_score(config["task"], config["metric"], metrics, seconds), fmt)
+
+
+def _score(task: str, metric: str, metrics: dict, seconds: float) -> dict:
+    """The printed result: the metric rounded by :func:`round_metric`, with the number of test items."""
+    out = {"task": task, "metric": metric, "value": round_metric(float(metrics[metric]))}
+    if "n_test" in metrics:
+        out["n"] = int(metrics["n_test"])
+    return out | {"seconds": round(seconds, 2)}
 
 
 @conv.command()

@@ -80,7 +80,7 @@ def cluster(photos: tuple[str, ...], out_dir: str, db: str | None, encoder: str,
 @click.argument("clusters_json", type=click.Path(exists=True, dir_okay=False))
 @click.argument("cluster_id", type=int, required=False)
 @click.argument("person", required=False)
-@click.option("--max", "max_faces", type=int, default=None, help="Enrol only the N most central faces.")
+@click.option("--max", "max_faces", type=int, default=None, help="Enroll only the N most central faces.")
 @click.option("--merge", nargs=2, type=int, default=None, metavar="A B",
               help="Move every face of cluster B into cluster A (clusters.json is rewritten).")
 @click.option("--split", "split", type=int, default=None, metavar="FACE",
@@ -89,7 +89,7 @@ def cluster(photos: tuple[str, ...], out_dir: str, db: str | None, encoder: str,
 @format_option
 def name(clusters_json: str, cluster_id: int | None, person: str | None, max_faces: int | None,
          merge: tuple[int, int] | None, split: int | None, db: str | None, fmt: str) -> None:
-    """Enrol the faces of cluster CLUSTER_ID as PERSON (all of them, or --max N most central), in
+    """Enroll the faces of cluster CLUSTER_ID as PERSON (all of them, or --max N most central), in
     one transaction; a rerun adds nothing. Or fix the clusters first: --merge A B, --split FACE."""
     from cnnkit.cli.face import _gallery
     from cnnkit.faces.cluster.collection import merge_clusters, name_cluster, read_clusters, split_face, write_json

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from cnnkit.cli._options import db_option, device_option, format_option
+from cnnkit.cli._options import db_option, device_option, format_option, threads_option
 from cnnkit.cli._output import emit
 
 
@@ -16,8 +16,11 @@ def head() -> None:
 @click.argument("pairs", type=click.Path(exists=True))
 @click.option("--root", type=click.Path(exists=True, file_okay=False), default=None,
               help="Image root of an LFW-format pairs file (default: the file's folder).")
-@click.option("--encoder", default="dlib_resnet", show_default=True, help="Face encoder name or MODEL.")
-@click.option("--features", default="abs", show_default=True, help="Comma list of abs, sq, chi2 (chi2 only for non-negative embeddings).")
+@click.option("--encoder", default=None,
+              help="Face encoder name, a fusion (dlib_resnet+sface), or MODEL [default: the default encoder].")
+@click.option("--features", default="abs", show_default=True,
+              help="Comma list of abs, sq, chi2 (chi2 only for non-negative embeddings), block_sq (one squared "
+                   "distance per part of a fused encoder: learns the fusion weights and threshold).")
 @click.option("--pairs-per-person", default=20, show_default=True,
               help="When PAIRS is a folder of identities: same-person pairs sampled per person.")
 @click.option("--seed", default=0, show_default=True)
@@ -27,8 +30,9 @@ def head() -> None:
 @click.option("-o", "--output", "out", required=True, metavar="HEAD", help="JSON file to write.")
 @db_option
 @device_option
+@threads_option
 @format_option
-def train_head(pairs: str, root: str | None, encoder: str, features: str, pairs_per_person: int, seed: int,
+def train_head(pairs: str, root: str | None, encoder: str | None, features: str, pairs_per_person: int, seed: int,
                test: str | None, test_root: str | None, out: str, db: str | None, device: str, fmt: str) -> None:
     """Fit the head on PAIRS (an LFW pairs file, or a folder of identities to sample pairs from)
     with the encoder frozen; write it as JSON, and with --db store it in the gallery next to the

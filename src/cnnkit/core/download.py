@@ -28,11 +28,15 @@ def _offline_default() -> bool:
 
 
 def fetch(url: str, sha256: str, *, filename: str | None = None, cache: Path | None = None,
-          offline: bool | None = None) -> Path:
+          offline: bool | None = None, missing: WeightsError | None = None) -> Path:
     """Return the cached copy of ``url``, downloading it first when allowed.
 
     The file is written to a temporary name, its SHA-256 checked, then renamed into place, so an
     interrupted or corrupted download never leaves a file that looks valid.
+
+    Args:
+        missing: the error to raise when the file is not cached and downloads are off (for example
+            one naming the command that installs it); default: one naming the URL and the cache.
 
     Raises:
         WeightsError: the file is not cached and the network is not allowed, the download failed,
@@ -46,6 +50,8 @@ def fetch(url: str, sha256: str, *, filename: str | None = None, cache: Path | N
             return target
         raise WeightsError(f"{target}: checksum mismatch (expected {sha256}); delete it to download again")
     if offline:
+        if missing is not None:
+            raise missing
         raise WeightsError(
             f"{target}: not in the cache and downloads are off; fetch {url} there yourself "
             "or set CNNKIT_OFFLINE=0"

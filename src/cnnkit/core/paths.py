@@ -19,6 +19,22 @@ def cache_dir() -> Path:
     return Path(base) / "cnnkit"
 
 
+def check_output_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, once its folder is known to exist: outputs never create directories the
+    user did not name.
+
+    Raises:
+        OutputPathError: the folder does not exist.
+    """
+    from cnnkit.core.errors import OutputPathError
+
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputPathError(f"{out}: the folder {parent} does not exist; create it first or choose another -o")
+    return out
+
+
 def default_gallery() -> str:
     """The gallery used when no ``--db`` is given: ``$CNNKIT_DB``, else ``data_dir()/gallery.sqlite``."""
     return os.environ.get("CNNKIT_DB") or str(data_dir() / "gallery.sqlite")

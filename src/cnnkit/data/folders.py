@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,11 +21,111 @@ import torch
 from torch import Tensor
 
 from cnnkit.core.checks import check_shape
-from cnnkit.core.errors import CnnkitError
-from cnnkit.data.image_io import load_image
+from cnnkit.core.errors import CnnkitError, printable
+from cnnkit.data.image_io import load_image, not_regular_reason, os_reason
 
 IMAGE_SUFFIXES = (".pgm", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 _RANGE = re.compile(r"^(\D*)(\d+)\.\.(\D*)(\d+)$")
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """An entry of a photo folder that is not used, and why. ``error``: it was meant to be used (a
+    person folder, or a photo by its name) but cannot be; otherwise it is merely not a photo."""
+
+    path: str
+    person: str | None
+    reason: str
+    error: bool
+
+
+@dataclass(frozen=True)
+class FolderWalk:
+    """``photos``: (person, photo path), person by person in natural order; ``skipped``: every
+    other entry met, with its reason."""
+
+    photos: tuple[tuple[str, Path], ...]
+    skipped: tuple[SkippedEntry, ...]
+
+
+def walk_person_folders(root: str | os.PathLike[str]) -> FolderWalk:
+    """``ROOT/PERSON/photo``: every photo of every person folder (sub-folders searched too), and
+    every entry not used, each with its reason: hidden entries, files at the top level, names
+    without an image suffix, symbolic-link loops, dangling links, links to folders (not followed),
+    FIFOs, devices and sockets, folders named like photos, folders that cannot be read. Person
+    names are the folder names as ``os.fsdecode`` gives them (undecodable bytes kept as lone
+    surrogates, for the gallery to refuse per photo).
+
+    Raises:
+        CnnkitError: ``root`` is not a readable folder.
+    """
+    root_path = Path(root)
+    try:
+        top = _sorted_entries(root_path)
+    except OSError as exc:
+        raise CnnkitError(f"{printable(str(root_path))}: not a readable folder of person folders "
+                          f"({exc.strerror or exc})") from None
+    photos: list[tuple[str, Path]] = []
+    skipped: list[SkippedEntry] = []
+    for entry in top:
+        path = root_path / entry.name
+        if entry.name.startswith("."):
+            skipped.append(SkippedEntry(str(path), None, "hidden entry", False))
+            continue
+        kind, reason = _kind(path)
+        if kind != "dir":
+            why = reason or "a file at the top level, not a person folder"
+            skipped.append(SkippedEntry(str(path), None, why, reason is not None))
+            continue
+        if path.is_symlink():
+            skipped.append(SkippedEntry(str(path), None, "symbolic link to a folder (not followed)", True))
+            continue
+        _walk_person(path, entry.name, photos, skipped)
+    return FolderWalk(tuple(photos), tuple(skipped))
+
+
+def _walk_person(folder: Path, person: str, photos: list[tuple[str, Path]], skipped: list[SkippedEntry]) -> None:
+    try:
+        entries = _sorted_entries(folder)
+    except OSError as exc:
+        skipped.append(SkippedEntry(str(folder), person, f"cannot read folder: {os_reason(folder, exc)}", True))
+        return
+    for entry in entries:
+        path = folder / entry.name
+        looks_like_photo = path.suffix.lower() in IMAGE_SUFFIXES
+        if entry.name.startswith("."):
+            skipped.append(SkippedEntry(str(path), person, "hidden entry", False))
+            continue
+        kind, reason = _kind(path)
+        if kind == "dir" and path.is_symlink():
+            skipped.append(SkippedEntry(str(path), person, "symbolic link to a folder (not followed)", looks_like_photo))
+        elif kind == "dir" and looks_like_photo:
+            skipped.append(SkippedEntry(str(path), person, "is a directory, not an image file", True))
+        elif kind == "dir":
+            _walk_person(path, person, photos, skipped)
+        elif reason is not None:
+            skipped.append(SkippedEntry(str(path), person, reason, looks_like_photo or kind == "broken"))
+        elif not looks_like_photo:
+            skipped.append(SkippedEntry(str(path), person,
+                                        f"not an image file name (expected {', '.join(IMAGE_SUFFIXES)})", False))
+        else:
+            photos.append((person, path))
+
+
+def _sorted_entries(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as it:
+        return sorted(it, key=lambda e: _natural_key(e.name))
+
+
+def _kind(path: Path) -> tuple[str, str | None]:
+    """("dir" | "file" | "other" | "broken", reason it cannot be used or None), following links."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return "broken", os_reason(path, exc)
+    if stat.S_ISDIR(st.st_mode):
+        return "dir", None
+    return ("file", None) if stat.S_ISREG(st.st_mode) else ("other", not_regular_reason(st))
 
 
 def _natural_key(name: str) -> list[object]:
@@ -125,21 +226,12 @@ def list_images(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def person_folders(root: str | os.PathLike[str]) -> list[tuple[str, list[Path]]]:
-    """``root/NAME/*.jpg`` (recursively) -> [(NAME, [photos...])], sorted by name; folders without
-    images are skipped.
-
-    Raises:
-        CnnkitError: ``root`` is not a folder.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise CnnkitError(f"{root}: not a folder of person folders")
-    people = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        photos = list_images([d])
-        if photos:
-            people.append((d.name, photos))
-    return people
+    """``root/NAME/*.jpg`` -> [(NAME, [photos...])], in natural order: the photos of
+    :func:`walk_person_folders`, which also says what it did not use and why."""
+    grouped: dict[str, list[Path]] = {}
+    for person, photo in walk_person_folders(root).photos:
+        grouped.setdefault(person, []).append(photo)
+    return list(grouped.items())
 
 
 class IdentityFolder:

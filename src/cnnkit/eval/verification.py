@@ -8,7 +8,7 @@ every count so that accuracy is never flattered by dropping hard pairs.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -122,6 +122,29 @@ def kfold_accuracy(distances: Any, same: Any, folds: Sequence[int] | np.ndarray)
         accs.append(accuracy_at(d[test], y[test], thr))
         thrs.append(thr)
     return accs, thrs
+
+
+def kfold_decision_accuracy(same: Any, folds: Any, decide: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                            *, score: Sequence[int] | None = None) -> list[float]:
+    """The LFW protocol for a fitted decision rule (a binary head, fusion weights): for each fold,
+    ``decide(train_mask, test_mask)`` is fitted on the other folds' pairs only and returns its
+    "same person" decisions (bool, one per test pair); the accuracy on the fold is returned.
+
+    Args:
+        same: (P,) bool labels.
+        folds: (P,) fold index of every pair.
+        score: the folds to score (default all); e.g. ``[1]`` for View 1 with fold 0 = pairsDevTrain.
+    """
+    y = np.asarray(same, dtype=bool)
+    f = np.asarray(folds)
+    check_same_shape(y, f, names=("same", "folds"))
+    accs = []
+    for k in (np.unique(f) if score is None else score):
+        train, test = f != k, f == k
+        decided = np.asarray(decide(train, test), dtype=bool)
+        check_shape(decided, f"{int(test.sum())}", name="decisions")
+        accs.append(float(np.mean(decided == y[test])))
+    return accs
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The demo protocol (``cnnkit demo``): the main job on the AT&T/ORL faces that ship in the repository.
+"""The demo protocol (``cnnkit demo``): the main job on the AT&T/ORL faces that ship inside the cnnkit package.
 
 Enroll one photo (1.pgm) of each of s1..sN into a fresh SQLite gallery, then identify all other
 photos of s1..sN and every photo of the others (never enrolled). The threshold is not given: it
@@ -26,14 +26,16 @@ __all__ = ["run_demo", "write_report"]
 
 
 def run_demo(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], pipeline: Any, *, enrolled: int = 30,
-             on_error: Callable[[str], None] = lambda msg: None,
-             progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
+             on_status: Callable[[str], None] = lambda msg: None, on_error: Callable[[str], None] = lambda msg: None,
+             progress: Callable[[int, str], Any] | None = None) -> dict[str, Any]:
     """Run the protocol on ORL person folders ``root/s1..s40``; returns the summary.
 
     Args:
         out_dir: gets ``gallery.sqlite`` (recreated), ``results.json`` and ``report.html``.
+        on_status: called once at the start with what is about to happen.
         on_error: called with the message of each photo that failed to enroll.
-        progress: ``progress(total)`` returns a bar with ``update(n)`` and ``close()``.
+        progress: ``progress(total, label)`` returns a bar with ``update(n)`` and ``close()``, one
+            for enrolling and one for identifying.
 
     Raises:
         CnnkitError: ``root`` holds no ORL person folders.
@@ -51,9 +53,18 @@ def run_demo(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], pipe
     enroll_items = [(p.name, p / "1.pgm") for p in people[:enrolled]]
     probes = [(p.name, f) for p in people for f in sorted(p.glob("*.pgm"), key=lambda f: int(f.stem))
               if not (p.name in known and f.name == "1.pgm")]
+    on_status(f"demo: enrolling photo 1 of {len(enroll_items)} people from {root} into {db}, then identifying "
+              f"{len(probes)} photos")
     with SQLiteGallery(db) as gallery:
         t0 = time.perf_counter()
-        outcomes = list(enroll_photos(pipeline, gallery, enroll_items))
+        bar = progress(len(enroll_items), "enrolling") if progress is not None else None
+        outcomes = []
+        for outcome in enroll_photos(pipeline, gallery, enroll_items):
+            outcomes.append(outcome)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
         enroll_seconds = time.perf_counter() - t0
         failed = [o for o in outcomes if o.status == "error"]
         for o in failed:
@@ -61,7 +72,7 @@ def run_demo(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], pipe
         decision = resolve_decision(gallery, pipeline, method="distance")
         predicted, records = [], []
         t0 = time.perf_counter()
-        bar = progress(len(probes)) if progress is not None else None
+        bar = progress(len(probes), "identifying") if progress is not None else None
         for truth, photo in probes:
             if bar is not None:
                 bar.update(1)

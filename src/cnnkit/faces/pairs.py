@@ -20,7 +20,7 @@ import numpy as np
 
 from cnnkit.core.download import sha256_file
 from cnnkit.core.euclidean import euclidean_rows
-from cnnkit.core.errors import CnnkitError, InvalidImageError
+from cnnkit.core.errors import CnnkitError, InvalidImageError, printable
 from cnnkit.core.paths import cache_dir as default_cache_dir
 
 __all__ = ["PairsFormatError", "Pair", "PairsFile", "read_pairs", "lfw_image_path", "pair_distances", "EmbeddingCache",
@@ -32,7 +32,7 @@ class PairsFormatError(CnnkitError, ValueError):
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.path, self.reason = os.fspath(path), reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{printable(self.path)}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,13 @@ def read_pairs(path: str | os.PathLike[str]) -> PairsFile:
     p = Path(path)
     if not p.is_file():
         raise PairsFormatError(p, "no such pairs file")
-    lines = [ln.split() for ln in p.read_text().splitlines()]
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PairsFormatError(p, f"not UTF-8 text (undecodable byte at offset {exc.start})") from None
+    except OSError as exc:
+        raise PairsFormatError(p, f"cannot read: {exc.strerror or exc}") from None
+    lines = [ln.split() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines:
         raise PairsFormatError(p, "empty pairs file")
@@ -201,7 +207,19 @@ def encode_files(
         file -> embedding (D,) float32, or the error (no face, unreadable file).
     """
     files = list(dict.fromkeys(files))
+    parts = pipeline.part_pipelines() if getattr(pipeline.encoder, "parts", None) else []
+    if parts:  # a fused encoder: each part through its own cache, then combined
+        per_part = [encode_files(p, files, cache_dir=cache_dir, progress=progress) for p in parts]
+        fused: dict[Path, np.ndarray | CnnkitError] = {}
+        for f in files:
+            got = [pp[f] for pp in per_part]
+            bad = next((g for g in got if not isinstance(g, np.ndarray)), None)
+            fused[f] = bad if bad is not None else pipeline.encoder.combine([g[None] for g in got])[0]
+        return fused
     cache = EmbeddingCache(pipeline.config_key, cache_dir)
+    without_retry = getattr(pipeline, "config_key_without_retry", pipeline.config_key)
+    # embeddings made without the detection retry stand when they found a face
+    found = EmbeddingCache(without_retry, cache_dir) if without_retry != pipeline.config_key else None
     out: dict[Path, np.ndarray | CnnkitError] = {}
     todo: list[Path] = []
     shas: dict[Path, str] = {}
@@ -211,6 +229,9 @@ def encode_files(
             continue
         shas[f] = sha256_file(f)
         known, vec = cache.get(shas[f])
+        if not known and found is not None and found.get(shas[f])[1] is not None:
+            known, vec = True, found.get(shas[f])[1]
+            cache.put(shas[f], vec)
         if not known:
             todo.append(f)
         else:
@@ -233,6 +254,7 @@ def encode_files(
                     cache.save()
         finally:
             cache.save()
+    cache.save()
     return out
 
 
@@ -270,10 +292,12 @@ def pair_distances(
 
 
 def evaluate_pairs(pipeline: Any, pairs_file: str | os.PathLike[str], root: str | os.PathLike[str], *,
-                   train_file: str | os.PathLike[str] | None = None, progress: bool = True) -> dict[str, Any]:
+                   train_file: str | os.PathLike[str] | None = None, method: str = "distance", features: str = "auto",
+                   progress: bool = True) -> dict[str, Any]:
     """The LFW protocol on a pairs file: 10-fold accuracy for a View 2 file, or for a View 1 file
     the accuracy at the threshold chosen on ``train_file`` (:func:`~cnnkit.eval.verification.lfw_accuracy`),
-    with the ROC summary of the pairs.
+    with the ROC summary of the pairs and the images without a face. ``method="head"`` scores the
+    binary head fitted the same way instead (:func:`~cnnkit.faces.head.head_fold_accuracy`).
 
     Raises:
         PairsFormatError: a View 1 file without ``train_file`` (or a malformed file).
@@ -282,18 +306,24 @@ def evaluate_pairs(pipeline: Any, pairs_file: str | os.PathLike[str], root: str 
 
     pairs = read_pairs(pairs_file)
     distances, same, no_face = pair_distances(pipeline, pairs, root, progress=progress)
-    train = None
+    train = train_pairs = None
     if pairs.n_folds == 1:
         if train_file is None:
             raise PairsFormatError(pairs_file, "a View 1 pairs file needs --train PAIRS_TRAIN to choose the threshold on")
-        d_train, y_train, nf_train = pair_distances(pipeline, read_pairs(train_file), root, progress=progress)
+        train_pairs = read_pairs(train_file)
+        d_train, y_train, nf_train = pair_distances(pipeline, train_pairs, root, progress=progress)
         train, no_face = (d_train, y_train), list(no_face) + list(nf_train)
     accs, threshold = lfw_accuracy(distances, same, folds=pairs.folds, train=train)
+    if method == "head":
+        from cnnkit.faces.head import head_fold_accuracy
+
+        accs = head_fold_accuracy(pipeline, pairs, root, train=train_pairs, features=features, progress=progress)
     report = verification_report(distances, same)
-    return {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "folds": len(accs),
-            "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far,
+    return {"method": method, "accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+            "folds": len(accs), "auc": report.auc, "eer": report.eer, "tar_at_far": report.tar_at_far,
             "far_supported_down_to": report.far_supported_down_to, "threshold": threshold,
-            "no_face": len(set(no_face)), "pairs": report.pairs, "encoder": pipeline.tag}
+            "no_face": len(set(no_face)), "no_face_files": sorted(set(no_face)), "pairs": report.pairs,
+            "encoder": pipeline.tag}
 
 
 def calibrate_pairs(pipeline: Any, pairs_file: str | os.PathLike[str], root: str | os.PathLike[str], *,

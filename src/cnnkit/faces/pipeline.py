@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import fields
@@ -15,9 +16,10 @@ import numpy as np
 
 from cnnkit.core.errors import CnnkitError, MultipleFacesError, NoFaceFoundError, UnknownNameError
 from cnnkit.data.image_io import load_image
-from cnnkit.faces.align import TEMPLATES, align_face, sp5_box
+from cnnkit.faces.align import TEMPLATES, align_face, apply_transform, similarity_transform, sp5_box
 from cnnkit.faces.detect import FaceDetector, ShapePredictor5, as_rgb_uint8, create_detector
-from cnnkit.faces.encoders import FaceEncoder, embed_chips, load_face_encoder
+from cnnkit.faces.encoders import FaceEncoder, choose_encoder, embed_chips, load_face_encoder
+from cnnkit.faces.illumination import ENHANCERS, enhance
 from cnnkit.faces.types import Detection, FaceResult
 
 __all__ = ["FacePipeline", "primary_face", "ALIGNMENTS"]
@@ -50,8 +52,9 @@ class FacePipeline:
     """Detect, align and encode faces.
 
     Args:
-        encoder: a registered encoder name (see ``list_face_encoders()``), a dlib ``.dat`` file,
-            or an encoder object.
+        encoder: a registered encoder name (see ``list_face_encoders()``), a fusion
+            (``"dlib_resnet+sface"``), a dlib ``.dat`` file, or an encoder object; ``None``: the
+            default (:func:`~cnnkit.faces.encoders.choose_encoder`).
         detector: ``"retinaface"`` (default) or ``"hog"`` (dlib HOG + 5-point predictor, the
             face_recognition pipeline).
         score_threshold: detector score threshold (``None``: the detector's default).
@@ -66,6 +69,15 @@ class FacePipeline:
     pairsDevTrain among the variants in ``benchmarks/lfw_view1.py`` (0.9923; 0.990 on
     pairsDevTest with the threshold 0.599 chosen on pairsDevTrain).
         batch_size: chips per encoder call in :meth:`encode_many`.
+        retry_enhance: when the photo gives no face, detect again on a copy enhanced by this
+            (``"gamma_clahe"``: gamma to a mid-grey mean, then CLAHE; ``"clahe"``, ``"gamma"`` or
+            ``"none"``; see :mod:`cnnkit.faces.illumination`). Boxes and landmarks are in the
+            original's pixels; the chip is cut from the original. Photos in which a face is found
+            are never affected. gamma_clahe found the most faces in dark photos
+            (``benchmarks/illumination.py``).
+        chip_enhance: ``"retried"``: when only the retry found the face, cut its chip from the
+            enhanced copy; an enhancer name: enhance every chip; ``"none"``: never (measured in
+            ``benchmarks/illumination.py``).
         detector_options: further :class:`~cnnkit.faces.detect.DetectorConfig` fields.
 
     Attributes:
@@ -76,7 +88,7 @@ class FacePipeline:
 
     def __init__(
         self,
-        encoder: str | os.PathLike[str] | FaceEncoder = "dlib_resnet",
+        encoder: str | os.PathLike[str] | FaceEncoder | None = None,
         *,
         detector: str = "retinaface",
         score_threshold: float | None = None,
@@ -84,11 +96,15 @@ class FacePipeline:
         device: str = "cpu",
         alignment: str = "sp5",
         flip: bool | None = None,
+        retry_enhance: str = "gamma_clahe",
+        chip_enhance: str = "retried",
         batch_size: int = 32,
         **detector_options: Any,
     ) -> None:
         if alignment not in ALIGNMENTS:
             raise UnknownNameError(f"unknown alignment {alignment!r}; known: {', '.join(ALIGNMENTS)}")
+        if encoder is None:
+            encoder = choose_encoder()
         self.encoder: FaceEncoder = (
             load_face_encoder(encoder, device=device) if isinstance(encoder, (str, os.PathLike)) else encoder
         )
@@ -101,6 +117,10 @@ class FacePipeline:
         )
         self.alignment = "sp5" if detector == "hog" else alignment
         self.flip = bool(self.encoder.flip if flip is None else flip)
+        for value, known in ((retry_enhance, ENHANCERS), (chip_enhance, ENHANCERS + ("retried",))):
+            if value not in known:
+                raise UnknownNameError(f"unknown illumination enhancement {value!r}; known: {', '.join(known)}")
+        self.retry_enhance, self.chip_enhance = retry_enhance, chip_enhance
         self.batch_size = int(batch_size)
         self.device = device
         self._sp5 = ShapePredictor5()
@@ -120,10 +140,30 @@ class FacePipeline:
 
     @property
     def config_key(self) -> str:
-        """Everything that changes an embedding: encoder tag, detector, its settings, alignment."""
+        """Everything that changes an embedding: encoder tag, detector, its settings, alignment, flip,
+        illumination settings."""
+        retry = f"|retry={self.retry_enhance}" if self.retry_enhance != "none" else ""
+        retried_chip = "|chip=retried" if retry and self.chip_enhance == "retried" else ""
+        return self.config_key_without_retry + retry + retried_chip
+
+    @property
+    def config_key_without_retry(self) -> str:
+        """:attr:`config_key` without the detection retry: an embedding made with the retry off is
+        the same with it on when a face was found (the retry runs only when none is)."""
         cfg = self.detector.config
         settings = ",".join(f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if f.name != "threads")
-        return f"{self.tag}|{self.detector.tag}|{settings}|align={self.alignment}" + ("|flip" if self.flip else "")
+        chip = f"|chip={self.chip_enhance}" if self.chip_enhance not in ("none", "retried") else ""
+        return f"{self.tag}|{self.detector.tag}|{settings}{chip}|align={self.alignment}" + ("|flip" if self.flip else "")
+
+    def part_pipelines(self) -> list["FacePipeline"]:
+        """For a fused encoder, one pipeline per part, sharing this one's detector and settings
+        (their ``config_key`` is the part's own, so cached embeddings of the part are reused)."""
+        out = []
+        for part in getattr(self.encoder, "parts", ()):
+            other = copy.copy(self)
+            other.encoder = part
+            out.append(other)
+        return out
 
     def __repr__(self) -> str:
         return (
@@ -139,19 +179,43 @@ class FacePipeline:
         return load_image(image), os.fspath(image)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Every face in an RGB uint8 image, largest first. For an encoder trained on whole,
-        tightly cropped photos (``whole_image``), the whole image is the one face."""
+        """Every face in an RGB uint8 image, largest first (retried on an enhanced copy when none
+        is found, see ``retry_enhance``). For an encoder trained on whole, tightly cropped photos
+        (``whole_image``), the whole image is the one face."""
+        return self._located(rgb)[0]
+
+    def _located(self, rgb: np.ndarray) -> tuple[list[Detection], np.ndarray]:
+        """The detections and the image to cut their chips from: the photo itself, or with
+        ``chip_enhance="retried"`` the enhanced copy when only that copy showed the faces."""
         if self.encoder.whole_image:
             h, w = rgb.shape[:2]
             return [Detection(box=(0.0, 0.0, float(w), float(h)), score=1.0,
-                              landmarks=np.zeros((5, 2), np.float32), landmark_format="none")]
-        return self.detector.detect(rgb)
+                              landmarks=np.zeros((5, 2), np.float32), landmark_format="none")], rgb
+        dets = self.detector.detect(rgb)
+        if dets or self.retry_enhance == "none":
+            return dets, rgb
+        copy = enhance(rgb, self.retry_enhance)
+        return self.detector.detect(copy), (copy if self.chip_enhance == "retried" else rgb)
 
-    def align(self, rgb: np.ndarray, det: Detection) -> np.ndarray:
-        """The encoder's chip for one detection, uint8 (S, S, 3) (the whole image for ``whole_image``)."""
-        if self.encoder.whole_image:
+    def align(self, rgb: np.ndarray, det: Detection) -> Any:
+        """The encoder's chip for one detection, uint8 (S, S, 3) (the whole image for ``whole_image``;
+        for a fused encoder, a tuple with each part's chip)."""
+        parts = getattr(self.encoder, "parts", None)
+        if parts is not None:
+            return tuple(self._align_for(part, rgb, det) for part in parts)
+        return self._align_for(self.encoder, rgb, det)
+
+    def _align_for(self, encoder: FaceEncoder, rgb: np.ndarray, det: Detection) -> np.ndarray:
+        if encoder.whole_image:
             return rgb
-        size, padding = self.encoder.chip_size, self.encoder.chip_padding
+        chip = self._chip(encoder, rgb, det)
+        return chip if self.chip_enhance in ("none", "retried") else enhance(chip, self.chip_enhance)
+
+    def _chip(self, encoder: FaceEncoder, rgb: np.ndarray, det: Detection) -> np.ndarray:
+        size, padding = encoder.chip_size, encoder.chip_padding
+        template = getattr(encoder, "chip_template", None)
+        if template is not None:  # the encoder's own five-point template (RetinaFace point order)
+            return align_face(rgb, retinaface_points(det), template=template, size=size, padding=padding)
         if self.alignment in ("sp5", "joint") and det.landmark_format != "dlib5":
             dlib_points = self._sp5(rgb, sp5_box(det.landmarks, det.landmark_format))
             if self.alignment == "sp5":
@@ -161,18 +225,23 @@ class FacePipeline:
             return align_face(rgb, points, template=template, size=size, padding=padding)
         return align_face(rgb, det.landmarks, landmark_format=det.landmark_format, size=size, padding=padding)
 
-    def encode(self, chips: list[np.ndarray]) -> np.ndarray:
-        """Embeddings of aligned chips, float32 (N, D) (:func:`~cnnkit.faces.encoders.embed_chips`)."""
+    def encode(self, chips: list[Any]) -> np.ndarray:
+        """Embeddings of aligned chips (as :meth:`align` makes them), float32 (N, D)
+        (:func:`~cnnkit.faces.encoders.embed_chips`; a fused encoder's parts each on their own chips)."""
+        parts = getattr(self.encoder, "parts", None)
+        if parts is not None:
+            return self.encoder.combine([embed_chips(p, [c[k] for c in chips], flip=self.flip)
+                                         for k, p in enumerate(parts)])
         return embed_chips(self.encoder, chips, flip=self.flip)
 
     # -- whole pipeline ---------------------------------------------------------------------
     def faces(self, image: ImageInput) -> list[FaceResult]:
         """Every face in the image (a path or an RGB/grey uint8 array), largest first."""
         rgb, _ = self.load(image)
-        dets = self.detect(rgb)
+        dets, source = self._located(rgb)
         if not dets:
             return []
-        emb = self.encode([self.align(rgb, d) for d in dets])
+        emb = self.encode([self.align(source, d) for d in dets])
         return [_result(d, e) for d, e in zip(dets, emb)]
 
     def encode_one(self, image: ImageInput, *, largest: bool = False) -> FaceResult:
@@ -187,8 +256,9 @@ class FacePipeline:
             InvalidImageError: the file is not a usable image.
         """
         rgb, name = self.load(image)
-        det = self._select(self.detect(rgb), rgb.shape, name, largest)
-        return _result(det, self.encode([self.align(rgb, det)])[0])
+        dets, source = self._located(rgb)
+        det = self._select(dets, rgb.shape, name, largest)
+        return _result(det, self.encode([self.align(source, det)])[0])
 
     def encode_many(
         self, paths: Iterable[str | os.PathLike[str]], *, largest: bool = False
@@ -204,8 +274,9 @@ class FacePipeline:
         for path in paths:
             try:
                 rgb, name = self.load(path)
-                det = self._select(self.detect(rgb), rgb.shape, name, largest)
-                pending.append((path, det, self.align(rgb, det)))
+                dets, source = self._located(rgb)
+                det = self._select(dets, rgb.shape, name, largest)
+                pending.append((path, det, self.align(source, det)))
                 n_chips += 1
             except CnnkitError as exc:
                 pending.append((path, None, exc))
@@ -226,6 +297,16 @@ class FacePipeline:
         if len(dets) > 1 and not largest:
             raise MultipleFacesError(name, len(dets))
         return primary_face(dets, shape)
+
+
+def retinaface_points(det: Detection) -> np.ndarray:
+    """The detection's five points in RetinaFace's convention (eye centres, nose tip, mouth
+    corners), shape (5, 2): RetinaFace's own, or for dlib's five points (eye corners, nose base)
+    the RetinaFace template carried through the similarity that fits dlib's template onto them."""
+    if det.landmark_format == "retinaface":
+        return np.asarray(det.landmarks, dtype=np.float64)
+    m = similarity_transform(TEMPLATES[det.landmark_format], np.asarray(det.landmarks, dtype=np.float64))
+    return apply_transform(m, TEMPLATES["retinaface"])
 
 
 def _result(det: Detection, embedding: np.ndarray) -> FaceResult:

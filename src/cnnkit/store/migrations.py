@@ -52,6 +52,14 @@ MIGRATIONS: list[tuple[int, str]] = [
     CREATE TRIGGER faces_generation_update AFTER UPDATE ON faces BEGIN {_BUMP}; END;
     CREATE TRIGGER faces_generation_delete AFTER DELETE ON faces BEGIN {_BUMP}; END;
     """),
+    # The same photo (SHA-256) at most once per person: the last guard behind the duplicate check
+    # that enrolment makes inside its write transaction. Copies left by concurrent enrolments of
+    # older versions are dropped first (the earliest row of each person and photo is kept).
+    (3, """
+    DELETE FROM faces WHERE source_sha256 IS NOT NULL AND id NOT IN
+        (SELECT min(id) FROM faces WHERE source_sha256 IS NOT NULL GROUP BY person_id, source_sha256);
+    CREATE UNIQUE INDEX faces_person_sha256 ON faces(person_id, source_sha256);
+    """),
 ]
 
 LATEST = MIGRATIONS[-1][0]

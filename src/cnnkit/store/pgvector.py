@@ -32,13 +32,14 @@ import json
 import re
 import struct
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from cnnkit.core.errors import StoreError, UnknownNameError
-from cnnkit.store.base import FaceSource, Match, Person, check_faces, check_tag
+from cnnkit.core.errors import RemovalPendingError, StoreError, UnknownNameError, printable
+from cnnkit.store.base import FaceSource, Match, Person, check_faces, check_tag, normalize_name, pending_key
 
 try:
     import psycopg
@@ -50,6 +51,7 @@ from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_NOT_REMOVABLE = re.compile(r"(\d+) are dead but not yet removable")
 _EXTENSION_LOCK = 0x636E6E6B  # advisory lock key for CREATE EXTENSION ("cnnk")
 
 # (version, SQL). Append only: never edit a migration that has shipped. ``{s}`` is the schema.
@@ -85,6 +87,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         PRIMARY KEY (encoder_tag, key)
     );
     INSERT INTO {s}.meta(key, value) VALUES ('application', 'cnnkit-gallery');
+    """),
+    # The same photo at most once per person (see store/migrations.py, version 2).
+    (2, """
+    DELETE FROM {s}.faces f USING {s}.faces g
+        WHERE f.person_id = g.person_id AND f.source_sha256 = g.source_sha256 AND f.id > g.id;
+    CREATE UNIQUE INDEX faces_person_sha256 ON {s}.faces(person_id, source_sha256);
     """),
 ]
 
@@ -226,7 +234,8 @@ class PgVectorGallery:
         c = self.conn
         exists = c.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone()
         if not exists and not create:
-            raise StoreError(f"{self.path}: no such gallery")
+            raise StoreError(f"{self.path}: no such gallery; nobody is enrolled yet "
+                                 "(`cnnkit face enroll NAME PHOTO` creates it)")
         try:
             with c.transaction():
                 c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key(),))
@@ -271,7 +280,7 @@ class PgVectorGallery:
     @contextlib.contextmanager
     def atomic(self, *, exclusive: bool = False) -> Iterator[psycopg.Cursor]:
         """One write transaction: all of it is committed, or none of it. Holds the gallery's
-        advisory lock, shared (enrolments run in parallel) or ``exclusive``."""
+        advisory lock, shared (enrollments run in parallel) or ``exclusive``."""
         lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         with self._lock:
             try:
@@ -307,11 +316,11 @@ class PgVectorGallery:
         return None if row is None else int(row[0])
 
     @property
-    def revision(self) -> int:
-        """A counter that every add and remove raises (0 for a gallery never written)."""
+    def revision(self) -> str:
+        """A counter that every add, move and remove raises ("0" for a gallery never written)."""
         with self._reading():
             row = self.conn.execute(self._sql("SELECT value FROM {s}.meta WHERE key = 'revision'")).fetchone()
-        return 0 if row is None else int(row[0])
+        return "0" if row is None else str(row[0])
 
     def _bump_revision(self, cur: psycopg.Cursor) -> None:
         # last statement of the write, so concurrent writers queue on this row only at the end
@@ -320,28 +329,34 @@ class PgVectorGallery:
 
     # -- writes ------------------------------------------------------------------------------
     def add_faces(self, name: str, embeddings: np.ndarray, *, tag: str,
-                  sources: Sequence[FaceSource] | None = None) -> list[int]:
-        """Add embeddings (N, D) of one person (created if new) in one transaction; returns face ids."""
+                  sources: Sequence[FaceSource] | None = None, skip_existing: bool = False) -> list[int]:
+        """Add embeddings (N, D) of one person (created if new) in one transaction; returns face ids.
+        ``skip_existing``: as :meth:`SQLiteGallery.add_faces` (checked under a per-photo lock)."""
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim == 1:
             emb = emb[None, :]
-        return self.add_batch([name] * (emb.shape[0] if emb.ndim == 2 else 0), emb, tag=tag, sources=sources)
+        return self.add_batch([name] * (emb.shape[0] if emb.ndim == 2 else 0), emb, tag=tag, sources=sources,
+                              skip_existing=skip_existing)
 
     def add_batch(self, names: Sequence[str], embeddings: np.ndarray, *, tag: str,
-                  sources: Sequence[FaceSource] | None = None) -> list[int]:
+                  sources: Sequence[FaceSource] | None = None, skip_existing: bool = False) -> list[int]:
         """Add embeddings (N, D) of several people (``names[i]`` owns row i) in one transaction,
-        through ``COPY``; returns the face ids in row order."""
+        through ``COPY``; returns the face ids of the rows added, in row order. Rows whose photo
+        (SHA-256) this person already has are left out; with ``skip_existing`` also rows whose
+        photo anyone has, checked under a transaction lock per photo so that concurrent
+        enrollments of one photo store it once."""
+        names = [normalize_name(n) for n in names]
         emb, srcs = check_faces(names, embeddings, sources)
         if emb.shape[1] > 16000:
             raise StoreError(f"pgvector stores at most 16000 dimensions, got D={emb.shape[1]}")
         for exclusive in (False, True):
-            ids = self._add(names, emb, tag, srcs, exclusive=exclusive)
+            ids = self._add(names, emb, tag, srcs, exclusive=exclusive, skip_existing=skip_existing)
             if ids is not None:
                 return ids
         raise AssertionError("unreachable")
 
     def _add(self, names: Sequence[str], emb: np.ndarray, tag: str, srcs: list[FaceSource], *,
-             exclusive: bool) -> list[int] | None:
+             exclusive: bool, skip_existing: bool) -> list[int] | None:
         """None when the gallery turned out empty under a shared lock (retry exclusively)."""
         now = _now()
         with self.atomic(exclusive=exclusive) as cur:
@@ -356,6 +371,26 @@ class PgVectorGallery:
                             (tag, str(emb.shape[1])))
                 if "index" in meta:  # asked for before the dimension was known
                     self._build_index(cur, json.loads(meta["index"]), emb.shape[1])
+            uniq = sorted(set(names))
+            known = dict(cur.execute(self._sql("SELECT name, id FROM {s}.people WHERE name = ANY(%s)"), (uniq,)).fetchall())
+            shas = sorted({src.sha256 for src in srcs if src.sha256 is not None})
+            if skip_existing:
+                for sha in shas:  # sorted: two transactions take the locks in one order
+                    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self._lock_key()}:{sha}",))
+            held = cur.execute(self._sql("SELECT person_id, source_sha256 FROM {s}.faces WHERE source_sha256 = ANY(%s)"),
+                               (shas,)).fetchall() if shas else []
+            taken = {sha for _, sha in held} if skip_existing else set()
+            pairs = {(p, sha) for p, sha in held}
+            keep = []
+            for i, (name, src) in enumerate(zip(names, srcs)):
+                key = (known.get(name, name), src.sha256)
+                if src.sha256 is not None and (src.sha256 in taken or key in pairs):
+                    continue
+                pairs.add(key)
+                keep.append(i)
+            if not keep:
+                return []
+            names, emb, srcs = [names[i] for i in keep], emb[keep], [srcs[i] for i in keep]
             uniq = sorted(set(names))
             cur.execute(self._sql("INSERT INTO {s}.people(name, created_at) SELECT unnest(%s::text[]), %s "
                                   "ON CONFLICT (name) DO NOTHING"), (uniq, now))
@@ -372,7 +407,7 @@ class PgVectorGallery:
             self._bump_revision(cur)
         return [int(i) for i in ids]
 
-    def remove_person(self, name: str, *, vacuum: str = "normal") -> int:
+    def remove_person(self, name: str, *, vacuum: str = "normal", wait: float = 10.0) -> int:
         """Delete a person and every embedding of theirs; returns how many embeddings were removed.
 
         Args:
@@ -382,25 +417,93 @@ class PgVectorGallery:
                 indexes into new files, so no byte of the removed vectors stays in them (it locks
                 the gallery and rebuilds the HNSW index: slow on large galleries). ``"none"``: leave
                 it to autovacuum. WAL segments and backups keep older copies until recycled.
+            wait: seconds to retry the vacuum while other sessions hold snapshots that still see
+                the deleted rows (VACUUM VERBOSE reports them "dead but not yet removable").
+
+        Raises:
+            UnknownNameError: no such person, and no removal pending.
+            RemovalPendingError: after ``wait`` seconds, dead rows could still not be removed
+                because other sessions hold snapshots; rerun when they end.
         """
         if vacuum not in {"normal", "full", "none"}:
             raise StoreError(f"vacuum must be 'normal', 'full' or 'none', got {vacuum!r}")
+        name = normalize_name(name)
+        key = pending_key(name)
         with self.atomic(exclusive=True) as cur:
             row = cur.execute(self._sql("SELECT id FROM {s}.people WHERE name = %s"), (name,)).fetchone()
-            if row is None:
-                raise UnknownNameError(f"no person named {name!r} in {self.path}")
-            n = cur.execute(self._sql("DELETE FROM {s}.faces WHERE person_id = %s"), (row[0],)).rowcount
-            cur.execute(self._sql("DELETE FROM {s}.people WHERE id = %s"), (row[0],))
-            if cur.execute(self._sql("SELECT NOT EXISTS (SELECT 1 FROM {s}.faces)")).fetchone()[0]:
-                cur.execute(self._sql("DELETE FROM {s}.meta WHERE key IN ('encoder_tag', 'dim')"))
-                # the index is bound to D; it is rebuilt at the next first enrollment
-                cur.execute(self._sql("DROP INDEX IF EXISTS {s}.faces_hnsw"))
-            self._bump_revision(cur)
+            got = cur.execute(self._sql("SELECT value FROM {s}.meta WHERE key = 'removal_pending'")).fetchone()
+            pending = json.loads(got[0]) if got else {}
+            if row is None and key not in pending:
+                raise UnknownNameError(f"no person named {printable(name)!r} in {self.path}")
+            if row is not None:
+                n = cur.execute(self._sql("DELETE FROM {s}.faces WHERE person_id = %s"), (row[0],)).rowcount
+                cur.execute(self._sql("DELETE FROM {s}.people WHERE id = %s"), (row[0],))
+                if cur.execute(self._sql("SELECT NOT EXISTS (SELECT 1 FROM {s}.faces)")).fetchone()[0]:
+                    cur.execute(self._sql("DELETE FROM {s}.meta WHERE key IN ('encoder_tag', 'dim')"))
+                    # the index is bound to D; it is rebuilt at the next first enrollment
+                    cur.execute(self._sql("DROP INDEX IF EXISTS {s}.faces_hnsw"))
+                pending[key] = pending.get(key, 0) + n
+                cur.execute(self._sql("INSERT INTO {s}.meta(key, value) VALUES ('removal_pending', %s) "
+                                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), (json.dumps(pending),))
+                self._bump_revision(cur)
         if vacuum != "none":
-            with self._reading():
-                full = "FULL " if vacuum == "full" else ""
-                self.conn.execute(self._sql(f"VACUUM {full}{{s}}.faces"))
-                self.conn.execute(self._sql(f"VACUUM {full}{{s}}.people"))
+            self._vacuum(full=vacuum == "full", wait=wait, what=f"{printable(name)!r} is deleted, but")
+        with self.atomic(exclusive=True) as cur:  # vacuumed (or left to autovacuum): done
+            got = cur.execute(self._sql("SELECT value FROM {s}.meta WHERE key = 'removal_pending'")).fetchone()
+            pending = json.loads(got[0]) if got else {}
+            n = pending.pop(key, 0)
+            cur.execute(self._sql("DELETE FROM {s}.meta WHERE key = 'removal_pending'"))
+            if pending:
+                cur.execute(self._sql("INSERT INTO {s}.meta(key, value) VALUES ('removal_pending', %s)"),
+                            (json.dumps(pending),))
+        return int(n)
+
+    def _vacuum(self, *, full: bool, wait: float, what: str) -> None:
+        """VACUUM (VERBOSE) faces and people until no dead row is left "not yet removable"."""
+        deadline = time.monotonic() + wait
+        notices: list[str] = []
+        handler = lambda diag: notices.append(diag.message_primary or "")  # noqa: E731
+        with self._reading():
+            self.conn.add_notice_handler(handler)
+            try:
+                while True:
+                    notices.clear()
+                    for table in ("faces", "people"):
+                        self.conn.execute(self._sql(f"VACUUM ({'FULL, ' if full else ''}VERBOSE) {{s}}.{table}"))
+                    stuck = sum(int(m) for text in notices for m in _NOT_REMOVABLE.findall(text))
+                    if not stuck or time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.2)
+                readers = self.conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                    "AND datname = current_database() AND backend_xmin IS NOT NULL").fetchone()[0] if stuck else 0
+            finally:
+                self.conn.remove_notice_handler(handler)
+        if stuck:
+            raise RemovalPendingError(
+                f"{self.path}: removal pending: {what} {stuck} dead rows stay in the gallery while {readers} "
+                f"readers hold the gallery (waited {wait:g} s); rerun the removal when they end", readers=readers)
+
+    def move_source(self, sha256: str, name: str) -> int:
+        """Give every face enrolled from the photo with this SHA-256 to ``name`` (created if new), in
+        one transaction; a person left with no face is removed. Returns how many faces moved."""
+        name = normalize_name(name)
+        with self.atomic() as cur:
+            old = [r[0] for r in cur.execute(self._sql(
+                "SELECT DISTINCT person_id FROM {s}.faces WHERE source_sha256 = %s"), (sha256,)).fetchall()]
+            if not old:
+                return 0
+            cur.execute(self._sql("INSERT INTO {s}.people(name, created_at) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING"),
+                        (name, _now()))
+            pid = cur.execute(self._sql("SELECT id FROM {s}.people WHERE name = %s"), (name,)).fetchone()[0]
+            if pid in old:  # the photo once per person (migration 3's unique index): others' copies go
+                cur.execute(self._sql("DELETE FROM {s}.faces WHERE source_sha256 = %s AND person_id <> %s"),
+                            (sha256, pid))
+            n = cur.execute(self._sql("UPDATE {s}.faces SET person_id = %s WHERE source_sha256 = %s"),
+                            (pid, sha256)).rowcount
+            cur.execute(self._sql("DELETE FROM {s}.people p WHERE p.id = ANY(%s) AND p.id <> %s AND NOT EXISTS "
+                                  "(SELECT 1 FROM {s}.faces f WHERE f.person_id = p.id)"), (old, pid))
+            self._bump_revision(cur)
         return int(n)
 
     def set_setting(self, tag: str, key: str, value: Any) -> None:
@@ -482,6 +585,14 @@ class PgVectorGallery:
         with self._reading():
             return self.conn.execute(self._sql("SELECT 1 FROM {s}.faces WHERE source_sha256 = %s LIMIT 1"),
                                      (sha256,)).fetchone() is not None
+
+    def source_owner(self, sha256: str) -> str | None:
+        """The person a face enrolled from the photo with this SHA-256 belongs to, or None."""
+        with self._reading():
+            row = self.conn.execute(self._sql(
+                "SELECT p.name FROM {s}.faces f JOIN {s}.people p ON p.id = f.person_id "
+                "WHERE f.source_sha256 = %s ORDER BY f.id LIMIT 1"), (sha256,)).fetchone()
+        return None if row is None else str(row[0])
 
     def __len__(self) -> int:
         with self._reading():

@@ -6,7 +6,7 @@ their per-row rounding errors, as little-endian arrays at 4096-aligned offsets a
 
 **Never a wrong answer.** The header names the gallery (``gallery_id``, random per gallery) and the
 *generation* the arrays were read at. The generation lives in the database (``meta``) and is bumped
-by triggers on ``faces`` (``store.migrations``, version 2) in the same transaction as every insert, update or delete of an encoding,
+by triggers on ``faces`` (``store.migrations``, version 2) in the same transaction as every insert, update or delete of an embedding,
 whoever writes it (cnnkit, another process, a hand-written SQL statement). A sidecar whose gallery
 or generation differs from the database's is stale and rebuilt, so a crash between a commit and the
 sidecar's rewrite leaves a stale file that is detected. Files are written under a temporary name,

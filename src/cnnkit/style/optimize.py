@@ -22,6 +22,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 from cnnkit.core.errors import CnnkitError, InvalidImageError
+from cnnkit.core.numbers import format_metric
+from cnnkit.core.paths import check_output_file
 from cnnkit.data.image_io import load_image
 from cnnkit.nn.vgg import VGG19_LAYERS, vgg19_features
 from cnnkit.style.color import combine_luminance, luminance_image, match_color
@@ -282,8 +284,9 @@ def _run_scales(opts: StyleOptions, schedule: list[tuple[int, int]], loss: Perce
         evaluations += stats["evaluations"]
         per_scale.append({"size": [hw[1], hw[0]], "steps": steps, **stats})
     assert x is not None
-    with torch.no_grad():
-        final = loss(x)
+    final = per_scale[-1].pop("final")
+    for scale in per_scale[:-1]:
+        scale.pop("final")
     image = x.detach()
     if opts.preserve_color == "luminance":
         image = combine_luminance(image, _resized(content_arr, tuple(x.shape[-2:]), opts.device))
@@ -357,12 +360,18 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
             record["initial_style_loss"] = float(costs.style)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(content=f"{float(costs.content):.3g}", style=f"{float(costs.style):.3g}",
-                            tv=f"{float(costs.tv):.3g}", refresh=False)
+            _show_costs(bar, costs, refresh=False)
         if goal is not None and float(costs.style) <= goal[0]:
             if content_kept(x.detach().clamp(0, 1), goal[1]) >= opts.keep_content:
                 raise _Reached
         return costs.total
+
+    def record_final() -> None:  # the costs of the clamped picture: what the bar ends on and the result reports
+        with torch.no_grad():
+            final = loss(x)
+        record["final"] = Costs(*(float(t) for t in (final.total, final.content, final.style, final.tv)))
+        if bar is not None:
+            _show_costs(bar, record["final"], refresh=True)
 
     chunk = opts.save_every if opts.save_every > 0 else steps
     done = 0
@@ -387,17 +396,24 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
             iteration += n
             if opts.save_every and on_save is not None:
                 on_save(iteration, to_pil(x))
+        record_final()
     except _Reached:
         with torch.no_grad():
             x.clamp_(0, 1)
         record["reached"] = True
         iteration += record["evaluations"] - done
+        record_final()
     finally:
         if bar is not None:
             bar.close()
     record["seconds"] = time.perf_counter() - started
     record["cpu_seconds"] = time.process_time() - cpu_started
     return record, iteration
+
+
+def _show_costs(bar: Any, costs: Costs, *, refresh: bool) -> None:
+    bar.set_postfix(content=format_metric(float(costs.content)), style=format_metric(float(costs.style)),
+                    tv=format_metric(float(costs.tv)), refresh=refresh)
 
 
 def _progress(enabled: bool, total: int, desc: str) -> Any:
@@ -422,9 +438,12 @@ def transfer(content: Any, style: Any | Sequence[Any], *, encoder: nn.Module | N
 
 
 def save_image(image: Image.Image, path: str | os.PathLike[str]) -> Path:
-    """Write ``image``; PNG is written without timestamps, so the same pixels give the same bytes."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``image``; PNG is written without timestamps, so the same pixels give the same bytes.
+
+    Raises:
+        OutputPathError: the folder of ``path`` does not exist (none is created).
+    """
+    out = check_output_file(path)
     try:
         image.save(out)
     except (OSError, ValueError) as exc:

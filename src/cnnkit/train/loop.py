@@ -23,13 +23,13 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from cnnkit import __version__
-from cnnkit.core.errors import CnnkitError, UnknownNameError
+from cnnkit.core.errors import CnnkitError, OutputExistsError, UnknownNameError
 from cnnkit.data.folders import IdentityFolder, augment, scan_identity_folder
 from cnnkit.data.samplers import PKSampler, split_identities
 from cnnkit.distances.functional import pairwise_distance
 from cnnkit.losses.functional import contrastive_loss, triplet_loss_from_distances
 from cnnkit.mining.functional import MINERS, all_pairs, batch_all, mine_triplets
-from cnnkit.nn.checkpoint import model_files, prepare_images, save_encoder
+from cnnkit.nn.checkpoint import is_model_path, model_files, prepare_images, save_encoder
 from cnnkit.nn.registry import create_encoder, list_encoders
 from cnnkit.eval.embedding import embedding_report
 
@@ -146,7 +146,8 @@ def _state_path(out: str | os.PathLike[str]) -> Path:
 
 
 def fit(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: TrainConfig = TrainConfig(), *,
-        resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+        resume: bool = False, overwrite: bool = False, progress: bool = True,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train an encoder on ``data_dir`` (one sub-folder per person) and save it to ``out``.
 
     After every epoch (on the main process) the model and its config are saved, with the
@@ -154,11 +155,19 @@ def fit(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: T
     the mean training loss and the fraction of active triplets; a warning is logged when the
     embeddings collapse. ``resume=True`` continues from the saved optimiser state.
 
+    Raises:
+        OutputExistsError: ``out`` already holds a model and neither ``resume`` nor ``overwrite``
+            is set (a gallery enrolled with that model would stop matching new encodings).
+
     Returns:
         the config written (``metrics`` = last epoch, ``history`` = every epoch).
     """
     cfg = config
     cfg.check()
+    if is_model_path(out) and not (resume or overwrite):
+        raise OutputExistsError(
+            f"{out}: a model is already saved there; galleries enrolled with it would refuse the new one. "
+            "Use --force to overwrite it, --resume to continue training it, or another -o")
     d = _init_distributed()
     torch.manual_seed(cfg.seed)
     folder = IdentityFolder(scan_identity_folder(data_dir, people=cfg.people, min_images=1))

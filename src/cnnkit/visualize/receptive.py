@@ -372,10 +372,14 @@ def measured_receptive_fields(model: nn.Module, layer: str, input_shape: Sequenc
     return boxes
 
 
-def default_layers(model: nn.Module, example: Tensor | None = None) -> list[str]:
-    """Every convolution of ``model`` whose receptive field can be composed from the input
+DEFAULT_LAYER_COUNT = 5  # this many convolutions, evenly spread from the first to the last
+
+
+def default_layers(model: nn.Module, example: Tensor | None = None, count: int = DEFAULT_LAYER_COUNT) -> list[str]:
+    """Of the convolutions of ``model`` whose receptive field can be composed from the input
     (``example``: one item without the batch axis), e.g. a U-Net's encoder, not its decoder after
-    the transposed convolutions.
+    the transposed convolutions, ``count`` spread evenly from the first to the last (a MobileNetV2
+    face encoder has 52).
 
     Raises:
         CnnkitError: no such convolution (the layers must be named).
@@ -386,4 +390,7 @@ def default_layers(model: nn.Module, example: Tensor | None = None) -> list[str]
         convs = [n for n in convs if n in fields]
     if not convs:
         raise CnnkitError("the model has no convolution with a known receptive field; name the layers with --layers")
-    return convs
+    if len(convs) <= count:
+        return convs
+    step = (len(convs) - 1) / (count - 1)
+    return [convs[round(i * step)] for i in range(count)]

@@ -8,12 +8,13 @@
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from cnnkit.core.errors import CnnkitError, ShapeError
@@ -21,12 +22,13 @@ from cnnkit.core.errors import CnnkitError, ShapeError
 from .receptive import unit_box
 from .scan import LayerTop
 
-__all__ = ["contact_sheet", "filter_grid", "activation_grid", "to_rgb8", "grid"]
+__all__ = ["MAX_MAPS", "contact_sheet", "filter_grid", "activation_grid", "caption_font", "to_rgb8", "grid"]
 
 OUTSIDE = (128, 128, 128)   # receptive field beyond the input
 BORDER = (230, 30, 30)      # the input's border inside a clipped field
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
+MAX_MAPS = 64               # activation maps drawn per layer by default
 
 
 def to_rgb8(x: Tensor) -> np.ndarray:
@@ -40,6 +42,17 @@ def to_rgb8(x: Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
+@functools.lru_cache(maxsize=1)
+def caption_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's bundled FreeType font at 11 px (the old bitmap default draws spaces 1 px wide, so
+    "64 filters 3x3" read as "64filters3x3"); the bitmap font only where Pillow lacks FreeType.
+    Cached: loading it once per process is enough (``caption_font.cache_clear()`` resets it)."""
+    try:
+        return ImageFont.load_default(size=11)
+    except (ImportError, TypeError, OSError):
+        return ImageFont.load_default()
+
+
 def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     smaller = size[0] < img.width or size[1] < img.height
     return img.resize(size, Image.Resampling.LANCZOS if smaller else Image.Resampling.NEAREST)
@@ -47,22 +60,26 @@ def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 def grid(tiles: Sequence[Image.Image], cols: int, *, pad: int = 2, labels: Sequence[str] | None = None,
          title: str | None = None, label_width: int = 0) -> Image.Image:
-    """Tiles (all the same size) in rows of ``cols``; an optional label left of each row and a title."""
+    """Tiles (all the same size) in rows of ``cols``; an optional label left of each row and a title.
+    The sheet is widened when the title is longer than the tiles, so it is never cut off."""
     if not tiles:
         raise CnnkitError("nothing to draw")
     tw, th = tiles[0].size
     rows = math.ceil(len(tiles) / cols)
     top = 18 if title else 0
+    font = caption_font()
     width = label_width + cols * (tw + pad) + pad
+    if title:
+        width = max(width, math.ceil(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=font)) + 8)
     sheet = Image.new("RGB", (width, top + rows * (th + pad) + pad), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     if title:
-        draw.text((4, 3), title, fill=INK)
+        draw.text((4, 3), title, fill=INK, font=font)
     for n, tile in enumerate(tiles):
         r, c = divmod(n, cols)
         sheet.paste(tile, (label_width + pad + c * (tw + pad), top + pad + r * (th + pad)))
     for r, label in enumerate(labels or []):
-        draw.text((3, top + pad + r * (th + pad) + th // 2 - 5), label, fill=INK)
+        draw.text((3, top + pad + r * (th + pad) + th // 2 - 5), label, fill=INK, font=font)
     return sheet
 
 
@@ -235,7 +252,7 @@ def _viridis(x: np.ndarray) -> np.ndarray:
 
 
 def activation_grid(act: Tensor, *, item: Tensor | None = None, cell: int = 64,
-                    max_maps: int = 64, title: str = "") -> Image.Image:
+                    max_maps: int = MAX_MAPS, title: str = "") -> Image.Image:
     """Feature maps of one input: act (C, *S), each map scaled to its own range (viridis); 1D maps
     as plots, 3D maps as their central slice. ``item`` (C_in, *S_in), if given, comes first."""
     if act.ndim not in (2, 3, 4):
@@ -252,7 +269,9 @@ def activation_grid(act: Tensor, *, item: Tensor | None = None, cell: int = 64,
         m = m[m.shape[0] // 2] if m.ndim == 3 else m
         norm = ((m - lo) / (hi - lo) if hi > lo else m * 0).numpy()
         tiles.append(_resize(Image.fromarray(_viridis(norm)), (cell, cell)))
-    return grid(tiles, math.ceil(math.sqrt(len(tiles))), title=title or f"{len(a)} maps of shape {tuple(a.shape[1:])}")
+    shown = f"{len(a)} of {act.shape[0]} maps" if len(a) < act.shape[0] else f"{len(a)} maps"
+    head = f"{title}: {shown}" if title else f"{shown} of shape {tuple(a.shape[1:])}"
+    return grid(tiles, math.ceil(math.sqrt(len(tiles))), title=head)
 
 
 def _input_tile(item: Tensor, cell: int) -> Image.Image:

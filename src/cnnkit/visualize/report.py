@@ -70,9 +70,10 @@ def layer_file_name(layer: str) -> str:
 
 def write_report(outdir: str | os.PathLike[str], result: ScanResult, dataset: Any, model: nn.Module, *,
                  model_name: str, activation_index: int = 0, max_units: int | None = None,
-                 filters: bool = True) -> dict[str, Any]:
+                 filters: bool = True, progress: bool = False) -> dict[str, Any]:
     """Write ``units.json``, ``sheets/LAYER.png``, ``filters.png`` (first convolution), the
     activation maps of item ``activation_index`` (``activations/LAYER.png``) and ``index.html``.
+    ``progress``: a bar on stderr (on a terminal) counting the sheets and maps drawn.
 
     Returns the document written to ``units.json`` with a ``files`` entry listing what was written
     (relative paths; not part of ``units.json``).
@@ -83,10 +84,15 @@ def write_report(outdir: str | os.PathLike[str], result: ScanResult, dataset: An
     doc = units_json(result, dataset, model_name=model_name)
     (out / "units.json").write_text(json.dumps(doc, indent=1))
     files: dict[str, list[str]] = {"sheets": [], "activations": [], "filters": []}
+    from tqdm import tqdm
+
+    bar = tqdm(total=2 * len(result.layers), desc="drawing", unit="sheet", leave=False,
+               disable=None if progress else True)
     for name, table in result.layers.items():
         path = f"sheets/{layer_file_name(name)}.png"
         contact_sheet(table, dataset, title=f"{model_name} {name}", max_units=max_units).save(out / path)
         files["sheets"].append(path)
+        bar.update(1)
     if filters:
         try:
             conv = first_conv(model)
@@ -102,6 +108,8 @@ def write_report(outdir: str | os.PathLike[str], result: ScanResult, dataset: An
         path = f"activations/{layer_file_name(name)}.png"
         activation_grid(act[0], item=item, title=f"{name} of {_source(dataset, activation_index)}").save(out / path)
         files["activations"].append(path)
+        bar.update(1)
+    bar.close()
     write_index(out, doc, files, seen=result.seen)
     return {**doc, "files": files}
 

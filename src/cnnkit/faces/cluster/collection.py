@@ -226,7 +226,7 @@ def _cluster(data: dict[str, Any], cluster_id: int) -> dict[str, Any]:
 
 def name_cluster(data: dict[str, Any], table: FaceTable, cluster_id: int, name: str, gallery: Any, tag: str, *,
                  max_faces: int | None = None) -> dict[str, Any]:
-    """Enrol a cluster's faces (all, or the ``max_faces`` most central) as ``name``, in one
+    """Enroll a cluster's faces (all, or the ``max_faces`` most central) as ``name``, in one
     transaction. Faces already stored (the same embedding) are skipped, so a rerun adds nothing;
     a face already stored under another name is left there and reported."""
     from cnnkit.store.base import FaceSource, check_tag

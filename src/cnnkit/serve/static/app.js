@@ -125,12 +125,12 @@ function personItem(s) {
   return li;
 }
 
-async function enrol(blob, filename) {
-  const name = $("enrol-name").value.trim();
+async function enroll(blob, filename) {
+  const name = $("enroll-name").value.trim();
   if (!name) { say("type the person's name first", true); return; }
   const form = new FormData();
   form.append("image", blob, filename);
-  form.append("face", $("enrol-largest").checked ? "largest" : "single");
+  form.append("face", $("enroll-largest").checked ? "largest" : "single");
   try {
     const r = await api("POST", `/v1/galleries/${state.gallery}/subjects/${encodeURIComponent(name)}/faces`, form);
     say(r.enrolled ? `${name} enrolled` : `${name}: ${r.detail}`);
@@ -182,7 +182,7 @@ async function startCamera() {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (e) { say("no camera: " + e.message, true); return; }
   $("camera").srcObject = stream;
-  $("camera").hidden = $("camera-enrol").hidden = $("camera-identify").hidden = false;
+  $("camera").hidden = $("camera-enroll").hidden = $("camera-identify").hidden = false;
 }
 
 function capture() {
@@ -208,11 +208,11 @@ window.addEventListener("DOMContentLoaded", () => {
       await loadGalleries(name);
     } catch (err) { say(err.message, true); }
   };
-  $("enrol-form").onsubmit = (e) => {
+  $("enroll-form").onsubmit = (e) => {
     e.preventDefault();
-    const file = $("enrol-file").files[0];
+    const file = $("enroll-file").files[0];
     if (!file) { say("choose a photo first", true); return; }
-    enrol(file, file.name);
+    enroll(file, file.name);
   };
   $("identify-form").onsubmit = (e) => {
     e.preventDefault();
@@ -221,7 +221,7 @@ window.addEventListener("DOMContentLoaded", () => {
     identify(file, file.name);
   };
   $("camera-start").onclick = startCamera;
-  $("camera-enrol").onclick = async () => enrol(await capture(), "webcam.jpg");
+  $("camera-enroll").onclick = async () => enroll(await capture(), "webcam.jpg");
   $("camera-identify").onclick = async () => identify(await capture(), "webcam.jpg");
   // A server without keys (loopback only) needs no sign-in; otherwise reuse this tab's key.
   fetch("/v1/galleries").then((r) => { if (r.ok || state.key) signIn(state.key); });

@@ -1,0 +1,192 @@
+"""Two (or more) face encoders fused into one embedding: the weighted concatenation of their
+L2-normalised embeddings.
+
+With weights w_k summing to 1, the fused vector ``[sqrt(w_1) e_1, sqrt(w_2) e_2]`` is a unit
+vector and its squared Euclidean distance is ``sum_k w_k d_k^2``, the weighted sum of the parts'
+squared distances. So the gallery, exact search and the one-matrix-product identification work
+on fused vectors unchanged.
+
+Specs: ``"dlib_resnet+sface"`` (the weights fitted on LFW pairsDevTrain, :data:`FUSIONS`),
+``"dlib_resnet*0.4+sface*0.6"`` or ``"dlib_resnet,sface"`` (equal weights unless listed in
+:data:`FUSIONS`). The tag names every part's tag and weight, so the spec can be read back from a
+gallery (:func:`spec_from_tag`).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from cnnkit.core.errors import UnknownNameError
+
+__all__ = ["FUSIONS", "FusedEncoder", "is_fused_spec", "parse_fused_spec", "spec_from_tag", "fusion_from_head",
+           "fit_fusion"]
+
+#: parts -> (weights, Euclidean threshold on the fused vector), fitted for accuracy by the binary head over the
+#: parts' squared distances (``--features block_sq``) on LFW pairsDevTrain with the default
+#: pipeline (RetinaFace; dlib's chip by its 5-point predictor for dlib_resnet, OpenCV's template for
+#: sface; mirror averaged): see ``benchmarks/lfw_view1.py``.
+FUSIONS: dict[tuple[str, ...], tuple[tuple[float, ...], float]] = {
+    ("dlib_resnet", "sface"): ((0.76, 0.24), 0.6657),
+}
+
+_PART = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?:\*\s*([0-9.eE+-]+))?\s*$")
+
+
+def is_fused_spec(spec: str) -> bool:
+    return "+" in spec or "," in spec
+
+
+def parse_fused_spec(spec: str) -> tuple[tuple[str, ...], tuple[float, ...] | None]:
+    """``"a*0.4+b*0.6"`` -> (("a", "b"), (0.4, 0.6)); weights ``None`` when none are given.
+
+    Raises:
+        UnknownNameError: a malformed spec, some weights missing, or a weight not positive.
+    """
+    names, weights = [], []
+    for item in re.split(r"[+,]", spec):
+        m = _PART.match(item)
+        if not m:
+            raise UnknownNameError(f"bad fused encoder spec {spec!r}; expected e.g. 'dlib_resnet+sface' or "
+                                   "'dlib_resnet*0.4+sface*0.6'")
+        names.append(m.group(1))
+        weights.append(None if m.group(2) is None else float(m.group(2)))
+    if len(names) < 2:
+        raise UnknownNameError(f"a fused encoder needs two or more parts, got {spec!r}")
+    if all(w is None for w in weights):
+        return tuple(names), None
+    if any(w is None or not w > 0 for w in weights):
+        raise UnknownNameError(f"{spec!r}: give a positive weight for every part, or none")
+    return tuple(names), tuple(float(w) for w in weights)  # type: ignore[arg-type]
+
+
+def spec_from_tag(tag: str) -> str | None:
+    """The encoder spec that makes ``tag`` (``"dlib_resnet"``, ``"dlib_resnet*0.5+sface*0.5"``), or
+    ``None`` when the tag is not a registered encoder's or a fusion of them."""
+    parts = tag.split("+")
+    out = []
+    for part in parts:
+        inner, _, weight = part.rpartition("*") if len(parts) > 1 else (part, "", "")
+        name = inner.split(":")[0]
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+            return None
+        out.append(f"{name}*{weight}" if weight else name)
+    return "+".join(out)
+
+
+class FusedEncoder:
+    """Face encoders used together; each aligns its own chip (see ``FacePipeline``).
+
+    Args:
+        parts: the encoders.
+        weights: one positive weight per part, normalised to sum to 1.
+        default_threshold: Euclidean distance on the fused vector.
+    """
+
+    version = "1"
+    normalized = True
+    whole_image = False
+    flip = True
+
+    def __init__(self, parts: list[Any], weights: tuple[float, ...], default_threshold: float) -> None:
+        if len(parts) != len(weights):
+            raise UnknownNameError(f"{len(parts)} encoders but {len(weights)} weights")
+        total = float(sum(weights))
+        self.parts = list(parts)
+        self.weights = tuple(float(w) / total for w in weights)
+        self.default_threshold = float(default_threshold)
+        self.name = "+".join(p.name for p in self.parts)
+        self.dim = sum(p.dim for p in self.parts)
+        self.blocks = tuple(p.dim for p in self.parts)
+
+    @classmethod
+    def from_spec(cls, spec: str, *, device: str = "cpu") -> "FusedEncoder":
+        from cnnkit.faces.encoders import load_face_encoder
+
+        names, weights = parse_fused_spec(spec)
+        fitted = FUSIONS.get(names)
+        if weights is None:
+            weights = fitted[0] if fitted else tuple(1.0 for _ in names)
+        parts = [load_face_encoder(n, device=device) for n in names]
+        if fitted and np.allclose(np.asarray(weights) / sum(weights), fitted[0]):
+            threshold = fitted[1]
+        else:  # unfitted weights: from the parts' thresholds on unit vectors, sqrt(sum_k w_k t_k^2)
+            w = np.asarray(weights) / sum(weights)
+            units = [float(getattr(p, "unit_threshold", p.default_threshold)) for p in parts]
+            threshold = float(np.sqrt(sum(wk * t**2 for wk, t in zip(w, units))))
+        return cls(parts, weights, threshold)
+
+    @property
+    def weights_sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256("+".join(p.weights_sha256 for p in self.parts).encode()).hexdigest()
+
+    @property
+    def tag(self) -> str:
+        return "+".join(f"{p.tag}*{w:.4g}" for p, w in zip(self.parts, self.weights))
+
+    def combine(self, embeddings: list[np.ndarray]) -> np.ndarray:
+        """Each part's embeddings (N, D_k) -> the fused (N, sum D_k) float32: every block
+        L2-normalised and scaled by the square root of its weight."""
+        out = []
+        for emb, w in zip(embeddings, self.weights):
+            emb = np.asarray(emb, dtype=np.float64)
+            out.append(np.sqrt(w) * emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12))
+        return np.concatenate(out, axis=1).astype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"FusedEncoder({self.tag!r}, threshold={self.default_threshold})"
+
+
+
+def fusion_from_head(spec: dict[str, Any], stored_weights: Any) -> dict[str, Any]:
+    """The weighted sum of squared distances that a ``block_sq`` head decides by.
+
+    The head says "same" when ``b + sum_k a_k D_k > 0``, with D_k the squared distance of stored
+    block k, which is ``stored_weights[k]`` times part k's own squared distance d_k^2 (unit
+    embeddings). So it decides ``sum_k w_k d_k^2 < t^2`` with ``w_k = -a_k stored_weights[k] / S``
+    (S makes them sum to 1) and ``t^2 = b / S``.
+
+    Returns:
+        ``{"fusion_weights": [w_k], "fusion_threshold": t}``, t Euclidean on the fused vector.
+
+    Raises:
+        UnknownNameError: the head does not weigh distance against "same person".
+    """
+    v = -np.asarray(spec["weights"], dtype=np.float64) * np.asarray(stored_weights, dtype=np.float64)
+    total = float(v.sum())
+    if total <= 0 or float(spec["bias"]) <= 0:
+        raise UnknownNameError("this head does not count distance against 'same person'; no fusion weights")
+    return {"fusion_weights": [round(float(x) / total, 4) for x in v],
+            "fusion_threshold": round(float(np.sqrt(float(spec["bias"]) / total)), 4)}
+
+
+def fit_fusion(part_d2: np.ndarray, same: np.ndarray, *, step: float = 0.01) -> tuple[tuple[float, float], float, float]:
+    """The weights and threshold of two parts' fusion with the highest accuracy on labelled pairs.
+
+    Every weight ``w`` of the first part in [0, 1] (in ``step``s) is tried with its best threshold
+    on ``sqrt(w d_1^2 + (1 - w) d_2^2)``; among the most accurate weights, the middle of the widest
+    run of them is taken (the choice farthest from where accuracy drops).
+
+    Args:
+        part_d2: (T, 2) squared distances between the unit embeddings of each part.
+        same: (T,) bool labels.
+
+    Returns:
+        ``((w, 1 - w), threshold on the fused vector, training accuracy)``.
+    """
+    from cnnkit.core.checks import check_shape
+    from cnnkit.eval.verification import best_threshold
+
+    d2 = np.asarray(part_d2, dtype=np.float64)
+    check_shape(d2, "T 2", name="part_d2")
+    grid = np.round(np.arange(0.0, 1.0 + 1e-9, step), 6)
+    fits = [best_threshold(np.sqrt(w * d2[:, 0] + (1 - w) * d2[:, 1]), same) for w in grid]
+    acc = np.array([a for _, a in fits])
+    best = np.flatnonzero(acc >= acc.max() - 1e-12)
+    runs = np.split(best, np.flatnonzero(np.diff(best) > 1) + 1)
+    widest = max(runs, key=len)
+    i = int(widest[len(widest) // 2])
+    return (float(grid[i]), float(1 - grid[i])), float(fits[i][0]), float(acc[i])
