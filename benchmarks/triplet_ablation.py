@@ -3,7 +3,7 @@ encoder never saw (ORL: train on s1..s30, test on s31..s40), beside raw-pixel ne
 
     python benchmarks/triplet_ablation.py [--epochs 10] [--size 56 46] [--seed 0] [--json]
 
-Every row is one `cnnkit train` run (library call :func:`cnnkit.train.loop.fit`) with the same
+Every row is one `cnnkit train` run (library call :func:`cnnkit.train.loop.train_encoder`) with the same
 encoder, epochs, P x K batches, learning rate, augmentation and seed; only the loss and the
 mining change (batch-all, batch-hard, semi-hard, random triplets; contrastive on all pairs of the
 batch). Rank-1 is the mean over 10 one-shot galleries; the EER is over every pair of the test
@@ -23,7 +23,7 @@ import torch
 from cnnkit.data.folders import IdentityFolder, scan_identity_folder
 from cnnkit.eval.verification import eer
 from cnnkit.nn.checkpoint import encode_images, load_encoder
-from cnnkit.train.loop import TrainConfig, fit
+from cnnkit.train.loop import TrainConfig, train_encoder
 from cnnkit.core.euclidean import euclidean_matrix
 from cnnkit.eval.embedding import oneshot_rank1
 
@@ -62,7 +62,7 @@ def main() -> None:
                               seed=args.seed, val_fraction=0.0)
             t = time.time()
             out = Path(tmp) / f"{loss}-{mining}"
-            fit(args.data, out, cfg, progress=False, log=lambda s: None)
+            train_encoder(args.data, out, cfg, progress=False, log=lambda s: None)
             model, config = load_encoder(out)
             rows.append({"loss": loss, "mining": mining if loss == "triplet" else "all pairs",
                          **evaluate(encode_images(model, config, test.images), labels),

@@ -4,7 +4,7 @@ and seeded, plus the outputs they gave on a fixed input. The committed files wer
 cnnkit 5089f4c (before nn/checkpoint.py took over tasks/checkpoint.py); rerun this only to add a
 newer generation, never to overwrite those.
 
-    python tests/assets/make_checkpoints.py OUT_DIR
+    python tests/assets/make_checkpoints.py OUT_DIR [ORL_DIR]   (ORL_DIR: also the trained model with its state)
 """
 import json
 import sys
@@ -37,3 +37,12 @@ save_model(out / "task_model", model, {"task": "ecg200", "metric": "accuracy", "
 s = torch.from_numpy(np.linspace(-1, 1, 16, dtype=np.float32).reshape(1, 1, 16))
 expected["task_model"] = model(s).detach().numpy().round(6).tolist()
 (out / "expected.json").write_text(json.dumps(expected))
+
+# Generation 2 (cnnkit after the one training loop): a model directory with its resume state
+# (model.state.pt, loaded with weights_only=True), from one epoch of `cnnkit train` on ORL s1..s4.
+if len(sys.argv) > 2:
+    from cnnkit.train.loop import TrainConfig, train_encoder  # noqa: E402
+
+    cfg = TrainConfig(people="s1..s4", epochs=1, p=2, k=4, encoder="small_cnn", val_fraction=0.5,
+                      encoder_kwargs={"embedding_dim": 8, "widths": [4, 8, 8, 8]}, size=(40, 32))
+    train_encoder(sys.argv[2], out / "trained_encoder", cfg, progress=False, log=lambda s: None)

@@ -68,3 +68,27 @@ def test_files_written_before_keep_loading():
     np.testing.assert_allclose(model(s).detach().numpy(), expected["task_model"], atol=1e-5)
     with pytest.raises(WeightsError, match="not a model saved"):
         load_model_file(assets / "expected.json")
+
+
+def test_resume_state_written_before_keeps_loading(tmp_path, orl_dir):
+    """A model directory with its resume state (model.state.pt) written by an earlier cnnkit
+    (tests/assets/make_checkpoints.py, generation 2) loads with weights_only=True and training
+    continues from it: the stored epoch is kept and only the next one runs."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from cnnkit.train.loop import TrainConfig, train_encoder
+
+    src = Path(__file__).resolve().parents[1] / "assets" / "checkpoints" / "trained_encoder"
+    state = torch.load(src / "model.state.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == 0 and len(state["history"]) == 1 and {"optimizer", "scheduler"} <= set(state)
+    out = tmp_path / "m"
+    shutil.copytree(src, out)
+    cfg = TrainConfig(people="s1..s4", epochs=2, p=2, k=4, encoder="small_cnn", val_fraction=0.5,
+                      encoder_kwargs={"embedding_dim": 8, "widths": [4, 8, 8, 8]}, size=(40, 32))
+    logged: list[str] = []
+    result = train_encoder(orl_dir, out, cfg, resume=True, progress=False, log=logged.append)
+    assert logged[0] == "resuming after epoch 1"
+    assert [h["epoch"] for h in result["history"]] == [1, 2] and result["history"][0] == state["history"][0]
+    assert json.loads((out / "model.json").read_text())["version"].endswith("/epoch-2")

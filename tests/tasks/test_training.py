@@ -14,7 +14,8 @@ from cnnkit.core.errors import CnnkitError, UnknownNameError, WeightsError
 from cnnkit.data.ecg import load_ucr, znormalize
 from cnnkit.nn.models import create_model
 from cnnkit.tasks import get_task, list_tasks, load_model, read_config, save_model, train_task
-from cnnkit.tasks._loop import dice, fit, predict_logits
+from cnnkit.tasks.metrics import dice
+from cnnkit.train.classify import fit_classifier, predict_logits
 from cnnkit.tasks.ecg import augment_series
 from cnnkit.tasks.fashion import augment_images
 
@@ -35,7 +36,7 @@ def _lowered(losses: list[float]) -> bool:
 def test_1d_training_on_ecg200_lowers_the_loss():
     x, y = load_ucr("ECG200", "train")
     model = create_model("classifier1d", in_channels=1, num_classes=2, widths=(16, 32), downsample="none")
-    losses = fit(model, torch.from_numpy(znormalize(x))[:, None], torch.from_numpy(y), epochs=6,
+    losses = fit_classifier(model, torch.from_numpy(znormalize(x))[:, None], torch.from_numpy(y), epochs=6,
                  batch_size=16, lr=3e-3, seed=0, progress=False)
     assert _lowered(losses), losses
 
@@ -50,7 +51,7 @@ def test_2d_training_on_fashion_mnist_lowers_the_loss():
     images, labels = load_fashion_mnist("train")
     x = torch.from_numpy(images[:512]).float()[:, None] / 255.0
     model = create_model("classifier2d", in_channels=1, num_classes=10, widths=(8, 16))
-    losses = fit(model, x, torch.from_numpy(labels[:512]), epochs=4, batch_size=32, lr=1e-2, seed=0,
+    losses = fit_classifier(model, x, torch.from_numpy(labels[:512]), epochs=4, batch_size=32, lr=1e-2, seed=0,
                  augment=augment_images, progress=False)
     assert _lowered(losses), losses
 
@@ -63,7 +64,7 @@ def test_3d_training_on_mni152_patches_lowers_the_loss():
     x, y = random_patches(np.ascontiguousarray(split_halves(t1)[0]), np.ascontiguousarray(split_halves(labels)[0]),
                           size=16, count=16, rng=np.random.default_rng(0))
     model = create_model("unet3d", in_channels=1, num_classes=3, widths=(4, 8))
-    losses = fit(model, torch.from_numpy(x), torch.from_numpy(y), epochs=3, batch_size=4, lr=1e-2, seed=0,
+    losses = fit_classifier(model, torch.from_numpy(x), torch.from_numpy(y), epochs=3, batch_size=4, lr=1e-2, seed=0,
                  progress=False)
     assert _lowered(losses), losses
     assert predict_logits(model, torch.from_numpy(x[:2])).shape == (2, 3, 16, 16, 16)
@@ -76,7 +77,7 @@ def test_training_is_seeded():
     for _ in range(2):
         torch.manual_seed(3)
         model = create_model("classifier1d", in_channels=1, num_classes=2, widths=(8,))
-        runs.append(fit(model, xs, ys, epochs=2, batch_size=8, lr=1e-2, seed=3, augment=augment_series,
+        runs.append(fit_classifier(model, xs, ys, epochs=2, batch_size=8, lr=1e-2, seed=3, augment=augment_series,
                         progress=False))
     assert runs[0] == runs[1]
 

@@ -4,7 +4,7 @@ import torch
 from click.testing import CliRunner
 
 from cnnkit.cli._app import cli
-from cnnkit.train.loop import TrainConfig, fit
+from cnnkit.train.loop import TrainConfig, train_encoder
 from cnnkit.data.folders import scan_identity_folder
 from cnnkit.eval.embedding import oneshot_rank1
 from cnnkit.faces import FacePipeline
@@ -18,7 +18,7 @@ def test_two_epochs_lower_the_loss_and_save_a_usable_model(orl_dir, tmp_path):
     cfg = TrainConfig(people="s1..s6", epochs=2, p=4, k=4, encoder_kwargs=SMALL, val_fraction=0.34, lr=3e-3,
                       size=(48, 40))
     out = tmp_path / "m"
-    result = fit(orl_dir, out, cfg, progress=False, log=lambda s: None)
+    result = train_encoder(orl_dir, out, cfg, progress=False, log=lambda s: None)
     hist = result["history"]
     assert [h["epoch"] for h in hist] == [1, 2]
     assert hist[1]["loss"] < hist[0]["loss"]
@@ -35,9 +35,9 @@ def test_two_epochs_lower_the_loss_and_save_a_usable_model(orl_dir, tmp_path):
     assert report["rank1"] == naive["rank1"]
 
     # seeded and repeatable; resuming after the end changes nothing
-    again = fit(orl_dir, tmp_path / "m2", cfg, progress=False, log=lambda s: None)
+    again = train_encoder(orl_dir, tmp_path / "m2", cfg, progress=False, log=lambda s: None)
     assert [h["loss"] for h in again["history"]] == [h["loss"] for h in hist]
-    resumed = fit(orl_dir, out, cfg, resume=True, progress=False, log=lambda s: None)
+    resumed = train_encoder(orl_dir, out, cfg, resume=True, progress=False, log=lambda s: None)
     assert resumed["history"] == hist
 
 

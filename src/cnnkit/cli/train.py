@@ -66,7 +66,7 @@ def train(data_dir: str, out: str, encoder: str, encoder_kwargs: dict[str, objec
     Works unchanged under `torchrun --nproc_per_node N` (DistributedDataParallel). Prints the
     final validation metrics.
     """
-    from cnnkit.train.loop import TrainConfig, fit
+    from cnnkit.train.loop import TrainConfig, train_encoder
 
     cfg = TrainConfig(
         encoder=encoder, encoder_kwargs=encoder_kwargs, embedding_dim=embedding_dim, loss=loss, mining=mining,
@@ -75,7 +75,7 @@ def train(data_dir: str, out: str, encoder: str, encoder_kwargs: dict[str, objec
         channels=int(channels) if channels else None, size=tuple(size) if size else None,
         augment=not no_augment, seed=seed,
     )
-    result = fit(data_dir, out, cfg, resume=resume, overwrite=force, progress=not quiet,
+    result = train_encoder(data_dir, out, cfg, resume=resume, overwrite=force, progress=not quiet,
                  log=(lambda s: None) if quiet else (lambda s: click.echo(s, err=True)))
     if int(os.environ.get("RANK", "0")) == 0:
         summary = {"model": out, **{k: round_metric(v) for k, v in result["metrics"].items()}}

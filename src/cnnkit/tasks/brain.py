@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from cnnkit.data.volumes import TISSUES, load_mni152_tissues, random_patches, split_halves
-from cnnkit.tasks._loop import dice, fit
+from cnnkit.tasks.metrics import dice
 from cnnkit.tasks.registry import ConvTask, DataPath, register_task
+from cnnkit.train.classify import fit_classifier
 
 PATCH = 32
 
@@ -24,12 +25,12 @@ class Brain3d(ConvTask):
     model_kwargs = {"in_channels": 1, "num_classes": 3, "widths": (8, 16, 32)}
     patches = 300
 
-    def fit(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
+    def train(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
         t1, labels = load_mni152_tissues(2)
         (train_t1, _), (train_lab, _) = split_halves(t1), split_halves(labels)
         x, y = random_patches(np.ascontiguousarray(train_t1), np.ascontiguousarray(train_lab), size=PATCH,
                               count=self.patches, rng=np.random.default_rng(seed))
-        return fit(model, torch.from_numpy(x), torch.from_numpy(y), epochs=epochs, batch_size=4, lr=3e-3,
+        return fit_classifier(model, torch.from_numpy(x), torch.from_numpy(y), epochs=epochs, batch_size=4, lr=3e-3,
                    seed=seed, progress=progress, desc=self.name)
 
     def default_data(self) -> str:

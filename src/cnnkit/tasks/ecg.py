@@ -6,8 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from cnnkit.data.ecg import UCR_SETS, load_ucr, znormalize
-from cnnkit.tasks._loop import accuracy, fit, predict_logits
+from cnnkit.tasks.metrics import accuracy
 from cnnkit.tasks.registry import ConvTask, DataPath, register_task
+from cnnkit.train.classify import fit_classifier, predict_logits
 
 
 def _tensors(name: str, split: str, data: DataPath) -> tuple[Tensor, Tensor]:
@@ -35,11 +36,11 @@ class _UCRTask(ConvTask):
     balanced = False     # weight the loss by inverse class frequency
     label_smoothing = 0.0
 
-    def fit(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
+    def train(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
         x, y = _tensors(self.dataset, "train", data)
         weight = len(y) / (len(self.classes) * torch.bincount(y, minlength=len(self.classes)).float()) \
             if self.balanced else None
-        return fit(model, x, y, epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
+        return fit_classifier(model, x, y, epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed,
                    augment=augment_series if self.augment else None, class_weight=weight,
                    label_smoothing=self.label_smoothing, progress=progress,
                    desc=self.name)

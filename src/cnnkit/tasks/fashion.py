@@ -6,8 +6,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnkit.data.idx import FASHION_CLASSES, load_fashion_mnist
-from cnnkit.tasks._loop import accuracy, fit, predict_logits
+from cnnkit.tasks.metrics import accuracy
 from cnnkit.tasks.registry import ConvTask, DataPath, register_task
+from cnnkit.train.classify import fit_classifier, predict_logits
 
 MEAN, STD = 0.2860, 0.3530   # of the Fashion-MNIST training pixels, scaled to [0, 1]
 
@@ -42,9 +43,9 @@ class FashionMNIST(ConvTask):
     model_kwargs = {"in_channels": 1, "num_classes": 10, "widths": (32, 64, 128), "blocks_per_stage": 1,
                     "head_size": 3, "dropout": 0.3}
 
-    def fit(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
+    def train(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
         x, y = _tensors("train", data)
-        return fit(model, x, y, epochs=epochs, batch_size=128, lr=3e-3, seed=seed, label_smoothing=0.1,
+        return fit_classifier(model, x, y, epochs=epochs, batch_size=128, lr=3e-3, seed=seed, label_smoothing=0.1,
                    augment=augment_images, progress=progress, desc=self.name)
 
     def score(self, model: nn.Module, *, data: DataPath) -> dict[str, float]:

@@ -34,7 +34,9 @@ class ConvTask:
         """A fresh model for this task (random weights)."""
         return create_model(self.model, **self.model_kwargs)
 
-    def fit(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
+    def train(self, model: nn.Module, *, epochs: int, seed: int, data: DataPath, progress: bool) -> list[float]:
+        """Train ``model`` on this task's data (through :func:`cnnkit.train.classify.fit_classifier`);
+        the mean loss of each epoch."""
         raise NotImplementedError
 
     def score(self, model: nn.Module, *, data: DataPath) -> dict[str, float]:

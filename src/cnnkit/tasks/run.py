@@ -34,7 +34,7 @@ def train_task(name: str, *, epochs: int | None = None, seed: int = 0, data: Dat
     torch.manual_seed(seed)
     model = task.build()
     start, cpu_start = time.perf_counter(), time.process_time()
-    losses = task.fit(model, epochs=epochs, seed=seed, data=data, progress=progress)
+    losses = task.train(model, epochs=epochs, seed=seed, data=data, progress=progress)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     config: dict[str, Any] = {
         "task": task.name, "metric": task.metric, "model": task.model, "model_kwargs": dict(task.model_kwargs),

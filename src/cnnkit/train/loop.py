@@ -1,6 +1,6 @@
 """Training a Siamese encoder with the triplet (or contrastive) loss on a folder of identities.
 
-:func:`fit` is what ``cnnkit train`` runs. One global batch is P people x K images; under
+:func:`train_encoder` is what ``cnnkit train`` runs, on the one loop :func:`cnnkit.train.fit.fit`. One global batch is P people x K images; under
 ``torchrun`` each of the N processes encodes its contiguous 1/N of that batch, the embeddings are
 gathered, and every process mines and computes the same loss on the whole batch. Only the local
 slice carries gradients, so the loss is scaled by N before ``backward`` and DDP's gradient average
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +30,7 @@ from cnnkit.losses.functional import contrastive_loss, triplet_loss_from_distanc
 from cnnkit.mining.functional import MINERS, all_pairs, batch_all, mine_triplets
 from cnnkit.nn.checkpoint import is_model_path, model_files, prepare_images, save_encoder
 from cnnkit.nn.registry import create_encoder, list_encoders
+from cnnkit.train.fit import fit
 from cnnkit.eval.embedding import embedding_report
 
 LOSSES = ("triplet", "contrastive")
@@ -145,10 +145,11 @@ def _state_path(out: str | os.PathLike[str]) -> Path:
     return weights.with_name(weights.name.replace(".safetensors", "") + ".state.pt")
 
 
-def fit(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: TrainConfig = TrainConfig(), *,
-        resume: bool = False, overwrite: bool = False, progress: bool = True,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train an encoder on ``data_dir`` (one sub-folder per person) and save it to ``out``.
+def train_encoder(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: TrainConfig = TrainConfig(),
+                  *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train an encoder on ``data_dir`` (one sub-folder per person) through the one loop
+    (:func:`cnnkit.train.fit.fit`) and save it to ``out``.
 
     After every epoch (on the main process) the model and its config are saved, with the
     validation metrics of :func:`~cnnkit.eval.embedding.embedding_report` on the held-out people,
@@ -157,7 +158,7 @@ def fit(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: T
 
     Raises:
         OutputExistsError: ``out`` already holds a model and neither ``resume`` nor ``overwrite``
-            is set (a gallery enrolled with that model would stop matching new encodings).
+            is set (a gallery enrolled with that model would stop matching new embeddings).
 
     Returns:
         the config written (``metrics`` = last epoch, ``history`` = every epoch).
@@ -203,42 +204,37 @@ def fit(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], config: T
     net: nn.Module = model
     if d.world > 1:
         net = nn.parallel.DistributedDataParallel(model)
-    record: dict[str, Any] = {}
-    for epoch in range(start, cfg.epochs):
-        sampler.set_epoch(epoch)
-        t0 = time.time()
-        losses, actives = [], []
-        steps = enumerate(sampler)
-        if progress and d.main:
-            from tqdm import tqdm
 
-            steps = tqdm(steps, total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
-        for step, batch in steps:
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 10_007 + step)
-            idx = train_idx[batch]
-            x = x_all[idx]
-            if cfg.augment:
-                x = augment(x, generator=gen, crop=cfg.crop, rotate=cfg.rotate, brightness=cfg.brightness)
-            lo, hi = d.rank * batch_size // d.world, (d.rank + 1) * batch_size // d.world
-            emb = _gather(net(x[lo:hi]), d)
-            loss, active = _batch_loss(emb, labels_all[idx], cfg, gen)
-            opt.zero_grad(set_to_none=True)
-            (loss * d.world).backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            actives.append(active)
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "active_triplets": float(np.mean(actives)),
-                  "lr": float(sched.get_last_lr()[0]), "seconds": round(time.time() - t0, 2)}
-        if d.main:
-            if len(val_idx):
-                record.update(embedding_report(_encode_all(model, x_all[val_idx]), labels_all[val_idx].numpy()))
-                if record["collapsed"]:
-                    log("warning: the embeddings collapsed (all validation distances nearly equal); "
-                        "try a smaller learning rate or another mining strategy")
-            history.append(record)
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-            _save(out, model, opt, sched, cfg, epoch, history, size, channels, folder, train_people, val_people)
+    def batches(epoch: int) -> Any:
+        sampler.set_epoch(epoch)
+        return iter(sampler)
+
+    def loss_fn(batch: Any, epoch: int, step: int) -> tuple[Tensor, int, dict[str, float]]:
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 10_007 + step)
+        idx = train_idx[batch]
+        x = x_all[idx]
+        if cfg.augment:
+            x = augment(x, generator=gen, crop=cfg.crop, rotate=cfg.rotate, brightness=cfg.brightness)
+        lo, hi = d.rank * batch_size // d.world, (d.rank + 1) * batch_size // d.world
+        loss, active = _batch_loss(_gather(net(x[lo:hi]), d), labels_all[idx], cfg, gen)
+        return loss, len(idx), {"active_triplets": active}
+
+    def on_epoch(record: dict[str, Any]) -> None:
+        if not d.main:
+            return
+        if len(val_idx):
+            record.update(embedding_report(_encode_all(model, x_all[val_idx]), labels_all[val_idx].numpy()))
+            if record["collapsed"]:
+                log("warning: the embeddings collapsed (all validation distances nearly equal); "
+                    "try a smaller learning rate or another mining strategy")
+        history.append(record)
+        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+        _save(out, model, opt, sched, cfg, record["epoch"] - 1, history, size, channels, folder, train_people,
+              val_people)
+
+    records = fit(net, batches, loss_fn, opt, epochs=cfg.epochs, scheduler=sched, start_epoch=start,
+                  loss_scale=d.world, steps_per_epoch=len(sampler), on_epoch=on_epoch, progress=progress and d.main)
+    record: dict[str, Any] = records[-1] if records else {}
     if d.world > 1:
         spread = _replica_spread(model, d)
         if d.main and history:
