@@ -107,6 +107,25 @@ def test_style_creates_no_folder_outside_the_output_path(tmp_path):
     assert not (tmp_path / "nonexistent").exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["conv", "train", "ecg200", "-o", "{out}/m.safetensors"],
+    ["train", "{orl}", "-o", "{out}/model"],
+    ["visualize", "filters", "--model", "vgg19", "-o", "{out}/f.png"],
+    ["visualize", "units", "--model", "vgg19", "--data", "{orl}", "-o", "{out}/units"],
+    ["visualize", "activations", "{orl}/s1/1.pgm", "--model", "vgg19", "-o", "{out}/maps"],
+    ["demo", "-o", "{out}/demo"],
+])
+def test_no_command_creates_folders_above_its_output(tmp_path, orl_dir, argv):
+    """Every command that writes under -o refuses a path whose folder does not exist, before any
+    work (no model is loaded, no data read), and creates nothing."""
+    out = tmp_path / "nonexistent" / "dir"
+    args = [a.format(out=out, orl=orl_dir) for a in argv]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"the folder {out} does not exist" in res.stderr
+    assert not (tmp_path / "nonexistent").exists()
+
+
 def test_style_table_reports_what_the_progress_bar_ends_on(tmp_path):
     files = _style_files(tmp_path)
     res = CliRunner().invoke(cli, ["style", str(files / "content.png"), str(files / "style.png"),

@@ -42,9 +42,11 @@ def tasks_cmd(fmt: str) -> None:
 def train(task: str, epochs: int | None, output: str, seed: int, progress: bool, data: str | None,
           fmt: str) -> None:
     """Train TASK from a seeded init, save it to OUTPUT and print its test score."""
+    from cnnkit.core.paths import check_output_file
     from cnnkit.tasks import get_task, save_model, train_task
 
     get_task(task)  # unknown names fail before any data is read
+    check_output_file(output)  # before minutes of work, and no folder is created
     result = train_task(task, epochs=epochs, seed=seed, data=data, progress=progress)
     path = save_model(output, result.model, result.config)
     emit(_score(task, result.config["metric"], result.config["metrics"], result.seconds), fmt)

@@ -66,7 +66,10 @@ def train(data_dir: str, out: str, encoder: str, encoder_kwargs: dict[str, objec
     Works unchanged under `torchrun --nproc_per_node N` (DistributedDataParallel). Prints the
     final validation metrics.
     """
+    from cnnkit.core.paths import check_output_file
     from cnnkit.train.loop import TrainConfig, train_encoder
+
+    check_output_file(out)  # MODEL is the one folder created: the folder it goes in must exist
 
     cfg = TrainConfig(
         encoder=encoder, encoder_kwargs=encoder_kwargs, embedding_dim=embedding_dim, loss=loss, mining=mining,
@@ -76,7 +79,7 @@ def train(data_dir: str, out: str, encoder: str, encoder_kwargs: dict[str, objec
         augment=not no_augment, seed=seed,
     )
     result = train_encoder(data_dir, out, cfg, resume=resume, overwrite=force, progress=not quiet,
-                 log=(lambda s: None) if quiet else (lambda s: click.echo(s, err=True)))
+                           log=(lambda s: None) if quiet else (lambda s: click.echo(s, err=True)))
     if int(os.environ.get("RANK", "0")) == 0:
         summary = {"model": out, **{k: round_metric(v) for k, v in result["metrics"].items()}}
         emit(summary, fmt, rows=[{"metric": k, "value": v} for k, v in summary.items()])

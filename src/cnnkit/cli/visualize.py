@@ -10,6 +10,7 @@ import click
 from cnnkit.cli._options import device_option, format_option, threads_option
 from cnnkit.cli._output import emit
 from cnnkit.core.errors import CnnkitError
+from cnnkit.core.paths import check_output_file, output_folder
 
 VGG19_DEFAULT_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -121,9 +122,8 @@ def units(model: str, data: str | None, layers: str | None, n_units: int, top: i
     from cnnkit.visualize.report import write_report
     from cnnkit.visualize.scan import scan_top_units
 
+    out = output_folder(outdir)
     net, name, dataset, layer_list = _setup(model, data, layers, size, cube, limit, device)
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "scan.ckpt"
     if not resume and ckpt.exists():
         ckpt.unlink()
@@ -147,8 +147,9 @@ def filters(model: str, layer: str | None, output: str, device: str) -> None:
     """Draw the kernels of a convolution (by default the first) as an image grid."""
     from cnnkit.visualize.filters import filter_image, first_conv
 
+    path = check_output_file(output)
     net, _name, _config = _load_model(model, [layer] if layer else None, device)
-    filter_image(net, layer).save(output)
+    filter_image(net, layer).save(path)
     click.echo(f"{output}: filters of {layer or first_conv(net)}")
 
 
@@ -170,12 +171,12 @@ def activations(image: str, model: str, layers: str | None, index: int, outdir: 
     from cnnkit.visualize.render import MAX_MAPS, activation_grid
     from cnnkit.visualize.report import layer_file_name
 
+    out = check_output_file(outdir)  # created once the input is known to be good
     net, _name, dataset, layer_list = _setup(model, image, layers, size, cube, None, device)
     if not 0 <= index < len(dataset):
         raise CnnkitError(f"--index {index} is outside 0..{len(dataset) - 1}")
     item = dataset[index]
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     acts = capture_activations(net, item[None].to(device), layer_list)
     for layer, act in acts.items():
         path = out / f"{layer_file_name(layer)}.png"

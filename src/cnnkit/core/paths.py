@@ -35,6 +35,22 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
     return out
 
 
+def output_folder(path: str | os.PathLike[str]) -> Path:
+    """``path``, an output folder, created if missing once its parent is known to exist (the one
+    level the user named, never the folders above it).
+
+    Raises:
+        OutputPathError: the parent folder does not exist, or ``path`` is a file.
+    """
+    from cnnkit.core.errors import OutputPathError
+
+    out = check_output_file(path)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{out}: a file is there, not a folder; choose another -o")
+    out.mkdir(exist_ok=True)
+    return out
+
+
 def default_gallery() -> str:
     """The gallery used when no ``--db`` is given: ``$CNNKIT_DB``, else ``data_dir()/gallery.sqlite``."""
     return os.environ.get("CNNKIT_DB") or str(data_dir() / "gallery.sqlite")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cnnkit.core.errors import CnnkitError
+from cnnkit.core.paths import output_folder
 from cnnkit.eval.identification import open_set_report
 from cnnkit.faces.recognition import enroll_photos, identify_photo, resolve_decision
 from cnnkit.store.sqlite import SQLiteGallery
@@ -44,8 +45,7 @@ def run_demo(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], pipe
     people = sorted((p for p in root.glob("s*") if p.is_dir() and p.name[1:].isdigit()), key=lambda p: int(p.name[1:]))
     if not people:
         raise CnnkitError(f"{root}: no ORL person folders s1..s40 found")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir)
     db = out / "gallery.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)

@@ -70,7 +70,7 @@ def _write_weights(path: Path, model: nn.Module, metadata: dict[str, str] | None
     """The state dict as safetensors, atomically."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(exist_ok=True)  # a model directory; its parent was checked by the caller
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=metadata)
