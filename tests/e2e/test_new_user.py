@@ -89,7 +89,7 @@ def test_first_session(user):
     done = sh("cnnkit face people --remove s2 --format json && cnnkit face people --format csv")
     assert done.returncode == 0, done.stderr
     removed, *table = done.stdout.splitlines()
-    assert removed == '{"removed": "s2", "encodings": 1}'
+    assert removed == '{"removed": "s2", "embeddings": 1}'
     assert table[0] == "name,faces,enrolled" and len(table) == 2 and table[1].startswith("s1,1,")
 
     for command in ("enroll ada nope.jpg", "verify s1 nope.jpg", "identify nope.jpg", "compare nope.jpg nope.jpg"):
