@@ -76,3 +76,19 @@ def test_parse_layer_weights():
 def test_unknown_layer_lists_valid_names():
     with pytest.raises(UnknownNameError, match=r"'conv9_1'; valid names: conv1_1, relu1_1"):
         check_layers(("conv1_1", "relu1_1"), (("conv1_1", 1.0), ("conv9_1", 1.0)))
+
+
+def test_bfloat16_encoder_is_close_and_exact_is_float32(tiny_encoder):
+    layers = {"content_layers": (("conv2_1", 1.0),), "style_layers": (("conv1_1", 1.0), ("conv2_1", 1.0))}
+    content, style, gen = _img(0, 32, 32), _img(1, 32, 32), _img(2, 32, 32)
+    ref = PerceptualLoss(tiny_encoder, **layers)
+    low = PerceptualLoss(tiny_encoder, encoder_dtype=torch.bfloat16, **layers)
+    for loss in (ref, low):
+        loss.set_targets(content, [style])
+    a, b, exact = ref(gen), low(gen), low(gen, exact=True)
+    assert b.style.dtype == torch.float32 and b.style != a.style  # it did run in bfloat16
+    torch.testing.assert_close(b.style, a.style, rtol=0.03, atol=0)
+    torch.testing.assert_close(b.content, a.content, rtol=0.03, atol=0)
+    assert float(exact.style) == float(a.style) and float(exact.content) == float(a.content)
+    # the targets are float32 whatever the encoder runs in
+    assert low.style_conv1_1.dtype == torch.float32 and low.content_conv2_1.dtype == torch.float32

@@ -38,7 +38,8 @@ def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
               help="Iterations (L-BFGS: cost evaluations); one number, or one per --scales entry.")
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True)
 @click.option("--lr", "learning_rate", type=float, default=None, help="Learning rate [lbfgs 1.0, adam 0.02].")
-@click.option("--init", type=click.Choice(["content", "noise", "style"]), default="content", show_default=True)
+@click.option("--init", type=click.Choice(["recolored", "content", "noise", "style"]), default="recolored",
+              show_default=True, help="Start: the photo recoloured to the style (fastest), the photo, noise or the style.")
 @click.option("--content-weight", "--alpha", "content_weight", default=1.0, show_default=True, help="alpha.")
 @click.option("--style-weight", "--beta", "style_weight", default=0.25, show_default=True, help="beta.")
 @click.option("--tv-weight", default=0.0, show_default=True, help="Total-variation weight.")

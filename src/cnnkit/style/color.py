@@ -62,7 +62,7 @@ def match_color(source: Tensor, target: Tensor, *, eps: float = 1e-5) -> Tensor:
     s = source.reshape(3, -1).double()
     t = target.reshape(3, -1).double()
     mu_s, mu_t = s.mean(1, keepdim=True), t.mean(1, keepdim=True)
-    eye = torch.eye(3, dtype=torch.float64) * eps
+    eye = torch.eye(3, dtype=torch.float64, device=s.device) * eps
     cov_s = torch.cov(s) + eye
     cov_t = torch.cov(t) + eye
     ev_s, vec_s = torch.linalg.eigh(cov_s)

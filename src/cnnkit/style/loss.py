@@ -73,13 +73,17 @@ class PerceptualLoss(nn.Module):
         encoder: module with ``forward_layers``; frozen (its parameters need no gradient).
         content_layers, style_layers: ``((name, weight), ...)``; style weights are the lambda_l.
         content_weight, style_weight, tv_weight: alpha, beta and the TV weight.
+        encoder_dtype: run the encoder under ``torch.autocast`` in this dtype (``torch.bfloat16``);
+            targets, Gram matrices and costs stay float32. ``None``: all float32.
     """
 
     def __init__(self, encoder: nn.Module, *,
                  content_layers: Sequence[tuple[str, float]] = DEFAULT_CONTENT_LAYERS,
                  style_layers: Sequence[tuple[str, float]] = DEFAULT_STYLE_LAYERS,
-                 content_weight: float = 1.0, style_weight: float = 1.0, tv_weight: float = 0.0) -> None:
+                 content_weight: float = 1.0, style_weight: float = 1.0, tv_weight: float = 0.0,
+                 encoder_dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.encoder_dtype = encoder_dtype
         self.encoder = encoder
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
@@ -122,11 +126,15 @@ class PerceptualLoss(nn.Module):
             self.register_buffer(f"style_{name}", g)
         self._has_targets = True
 
-    def forward(self, img: Tensor) -> Costs:
-        """Costs of the generated image ``img`` (1, 3, H, W)."""
+    def forward(self, img: Tensor, *, exact: bool = False) -> Costs:
+        """Costs of the generated image ``img`` (1, 3, H, W); ``exact``: float32 even with ``encoder_dtype``."""
         if not self._has_targets:
             raise CnnkitError("call set_targets(content, styles) before computing the loss")
-        feats = self.encoder.forward_layers(img, self.layers)
+        low = self.encoder_dtype is not None and not exact
+        with torch.autocast(img.device.type, dtype=self.encoder_dtype or torch.bfloat16, enabled=low):
+            feats = self.encoder.forward_layers(img, self.layers)
+        # low-precision features stay so for the Gram products (float32 accumulation, a third of
+        # an evaluation in float32); every difference with a float32 target is taken in float32
         zero = img.new_zeros(())
         content = zero
         for name, w in self.content_layers:
@@ -143,7 +151,7 @@ class PerceptualLoss(nn.Module):
     def extra_repr(self) -> str:
         return (f"content_layers={self.content_layers}, style_layers={self.style_layers}, "
                 f"content_weight={self.content_weight}, style_weight={self.style_weight}, "
-                f"tv_weight={self.tv_weight}")
+                f"tv_weight={self.tv_weight}, encoder_dtype={self.encoder_dtype}")
 
 
 def check_layers(encoder_layers: Sequence[str], *groups: Sequence[tuple[str, float]]) -> None:
