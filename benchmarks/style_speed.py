@@ -1,15 +1,21 @@
-"""Seconds and peak memory per L-BFGS iteration of cnnkit's style transfer beside a straightforward
+"""Seconds until the picture is reached: cnnkit's style transfer with its defaults beside a straightforward
 implementation in the manner of the PyTorch tutorial (full VGG19 features rebuilt as a Sequential with
-loss modules inserted after the chosen layers, trimmed after the last loss as the tutorial does, MSE
-losses, clamping inside the closure, LBFGS with its defaults), with the same weights, layers and steps.
-Also cnnkit's achieved GFLOP/s against a float32 matrix-product peak measured in the same run.
+loss modules inserted after the chosen layers, trimmed after the last loss, MSE losses, style weight 1e6,
+clamping inside the closure, LBFGS with its defaults), both starting from the photo.
 
-    python benchmarks/style_speed.py [--sizes 256,512] [--steps 10] [--threads 2] [--json]
+    python benchmarks/style_speed.py [--sizes 256,512] [--max-evals 400] [--threads 1] [--json]
+                                     [--save-dir DIR] [--options '{"style_weight": 1.0}']
 
-Each (implementation, size) runs in a fresh child process of this run, so its peak RSS (ru_maxrss)
-is its own; the children alternate cnnkit / tutorial so that load from other processes hits both.
-Wall time and CPU time (user + system) per evaluation are both reported: on a shared machine the
-CPU time is the steadier figure.
+"Reached" is one bar for both, judged by :class:`Judge` on the picture each evaluation sees: cnnkit's
+unweighted style cost (conv1_1..conv5_1, lambda_l = 1) at most ``STOP_AT`` (2 %) of the photo's own, and
+the blurred-luminance correlation to the photo (``cnnkit.style.quality.content_kept``) at least ``KEEP``
+(0.95). cnnkit stops itself with ``stop_at`` / ``keep_content``; the tutorial loop is judged after every
+evaluation with the clock stopped. The time counts from the targets (after the weights are loaded) to
+the first evaluation that meets the bar. The final picture of each is judged again at its size.
+
+Each (implementation, size) runs in a fresh child process, so its peak RSS (ru_maxrss) is its own; the
+children alternate cnnkit / tutorial so that load from other processes hits both. Wall time and CPU time
+(user + system) are both reported: on a shared machine the CPU time is the steadier figure.
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ import time
 CONTENT_LAYER = "conv4_2"
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 STARRY = os.path.join(os.path.dirname(__file__), "..", "data", "style", "starry_night.jpg")
+STOP_AT = 0.02
+KEEP = 0.95
 
 
 def _images(size: int):
@@ -42,48 +50,56 @@ def _images(size: int):
     return content, style
 
 
-def conv_flops(height: int, width: int, last_layer: str) -> int:
-    """FLOPs of one evaluation: every conv forward and its input-gradient backward (2 x 2 x MACs)."""
-    from cnnkit.nn.vgg import CONV_SHAPES, VGG19_LAYERS
+class Judge:
+    """The one bar: cnnkit's style cost relative to the photo's own, and ``content_kept``, at one size."""
 
-    h, w, total = height, width, 0
-    for name in VGG19_LAYERS[: VGG19_LAYERS.index(last_layer) + 1]:
-        if name.startswith("conv"):
-            out_ch, in_ch = CONV_SHAPES[name]
-            total += 2 * 2 * out_ch * in_ch * 9 * h * w
-        elif name.startswith("pool"):
-            h, w = h // 2, w // 2
-    return total
+    def __init__(self, content, style) -> None:
+        import torch
 
+        from cnnkit.nn.vgg import vgg19_features
+        from cnnkit.style.loss import PerceptualLoss
 
-def matmul_peak_gflops(n: int = 2048, repeats: int = 8) -> float:
-    import torch
+        self.loss = PerceptualLoss(vgg19_features(last_layer="conv5_1"))  # cnnkit's default layers
+        self.loss.set_targets(content, [style])
+        self.content = content
+        with torch.no_grad():
+            self.start = float(self.loss(content).style)
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+    def measure(self, img) -> tuple[float, float]:
+        """(style cost / the photo's, content kept) of ``img`` (1, 3, H, W) in [0, 1]."""
+        import torch
+
+        from cnnkit.style.quality import content_kept
+
+        with torch.no_grad():
+            img = img.detach().clamp(0, 1)
+            return float(self.loss(img).style) / self.start, content_kept(img, self.content)
+
+    def reached(self, img) -> bool:
+        ratio, kept = self.measure(img)
+        return ratio <= STOP_AT and kept >= KEEP
 
 
 # ------------------------------------------------------------------------------------------
-# the two implementations, each returning (evaluations, wall seconds, cpu seconds) of its loop
+# the two implementations, each returning (picture, evaluations, wall s, cpu s, reached)
 
 
-def run_cnnkit(size: int, steps: int) -> tuple[int, float, float]:
+def run_cnnkit(size: int, max_evals: int, overrides: dict):
+    import torch
+
     from cnnkit.style.optimize import StyleOptions, run
 
     content, style = _images(size)
-    opts = StyleOptions(size=size, steps=steps, content_layers=CONTENT_LAYER, style_layers=",".join(STYLE_LAYERS))
+    opts = StyleOptions(size=size, steps=max_evals, stop_at=STOP_AT, keep_content=KEEP, **overrides)
+    cpu0 = time.process_time()
     res = run(content, style, opts)
-    # the optimisation loop only, as for the tutorial (not weights loading, targets or the final costs)
-    return res.evaluations, res.scales[-1]["seconds"], res.scales[-1]["cpu_seconds"]
+    cpu = time.process_time() - cpu0  # includes loading the weights (a fraction of a second)
+    img = torch.from_numpy(__import__("numpy").asarray(res.image)).permute(2, 0, 1)[None].float().div(255)
+    # res.seconds: from the first scale's targets to the end (not weights loading or the picture's conversion)
+    return img, res.evaluations, res.seconds, cpu, bool(res.reached), res.scales
 
 
-def run_tutorial(size: int, steps: int) -> tuple[int, float, float]:
+def run_tutorial(size: int, max_evals: int, judge: Judge):
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -92,7 +108,8 @@ def run_tutorial(size: int, steps: int) -> tuple[int, float, float]:
 
     content_img, style_img = _images(size)
     cnn = vgg19_features()  # all 37 layers, same weights, frozen
-    normalization = cnn.normalize
+    clock = {"wall": 0.0, "cpu": 0.0}  # time spent judging, taken off
+    start, cpu0 = time.perf_counter(), time.process_time()
 
     def gram_matrix(inp):
         a, b, c, d = inp.size()
@@ -119,7 +136,7 @@ def run_tutorial(size: int, steps: int) -> tuple[int, float, float]:
             return inp
 
     content_losses, style_losses = [], []
-    model = nn.Sequential(normalization)
+    model = nn.Sequential(cnn.normalize)
     for name, layer in cnn.named_children():
         if name == "normalize":
             continue
@@ -127,13 +144,11 @@ def run_tutorial(size: int, steps: int) -> tuple[int, float, float]:
             layer = nn.ReLU(inplace=False)
         model.add_module(name, layer)
         if name == CONTENT_LAYER:
-            target = model(content_img).detach()
-            content_loss = ContentLoss(target)
+            content_loss = ContentLoss(model(content_img).detach())
             model.add_module(f"content_loss_{name}", content_loss)
             content_losses.append(content_loss)
         if name in STYLE_LAYERS:
-            target_feature = model(style_img).detach()
-            style_loss = StyleLoss(target_feature)
+            style_loss = StyleLoss(model(style_img).detach())
             model.add_module(f"style_loss_{name}", style_loss)
             style_losses.append(style_loss)
     last = max(i for i, m in enumerate(model.children()) if isinstance(m, (ContentLoss, StyleLoss)))
@@ -142,82 +157,117 @@ def run_tutorial(size: int, steps: int) -> tuple[int, float, float]:
     model.requires_grad_(False)
 
     input_img = content_img.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([input_img], max_iter=steps)  # the tutorial keeps max_iter=20 per step()
-    run = [0]
+    optimizer = torch.optim.LBFGS([input_img])  # the tutorial's max_iter=20 per step()
+    state = {"evals": 0, "reached": False}
+
+    class Reached(Exception):
+        pass
 
     def closure():
         with torch.no_grad():
             input_img.clamp_(0, 1)
+        # the judge looks at the picture this evaluation sees, with the clock stopped
+        paused, paused_cpu = time.perf_counter(), time.process_time()
+        hit = state["evals"] > 0 and judge.reached(input_img)
+        clock["wall"] += time.perf_counter() - paused
+        clock["cpu"] += time.process_time() - paused_cpu
+        if hit:
+            state["reached"] = True
+            raise Reached
         optimizer.zero_grad()
         model(input_img)
         style_score = sum(sl.loss for sl in style_losses) * 1e6
         content_score = sum(cl.loss for cl in content_losses)
         loss = style_score + content_score
         loss.backward()
-        run[0] += 1
+        state["evals"] += 1
         return style_score + content_score
 
-    start, cpu0 = time.perf_counter(), time.process_time()
-    while run[0] < steps:
-        optimizer.step(closure)
-    with torch.no_grad():
-        input_img.clamp_(0, 1)
-    return run[0], time.perf_counter() - start, time.process_time() - cpu0
+    try:
+        while state["evals"] < max_evals:
+            optimizer.step(closure)
+        with torch.no_grad():
+            input_img.clamp_(0, 1)
+        state["reached"] = judge.reached(input_img)
+    except Reached:
+        pass
+    wall = time.perf_counter() - start - clock["wall"]
+    cpu = time.process_time() - cpu0 - clock["cpu"]
+    return input_img.detach(), state["evals"], wall, cpu, state["reached"], []
 
 
-def worker(impl: str, size: int, steps: int, threads: int) -> dict:
+def worker(impl: str, size: int, max_evals: int, threads: int, overrides: dict, save_dir: str | None) -> dict:
     import torch
 
+    from cnnkit.style.optimize import save_image, to_pil
+
     torch.set_num_threads(threads)
-    fn = run_cnnkit if impl == "cnnkit" else run_tutorial
-    evals, wall, cpu = fn(size, steps)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    row = {"impl": impl, "size": size, "evaluations": evals, "s_per_eval": wall / evals,
-           "cpu_s_per_eval": cpu / evals, "peak_rss_mib": round(peak_mib, 1)}
+    judge = Judge(*_images(size))
     if impl == "cnnkit":
-        row["gflops_per_s"] = conv_flops(*_images(size)[0].shape[-2:], "conv5_1") / 1e9 / row["s_per_eval"]
-    return row
+        img, evals, wall, cpu, reached, scales = run_cnnkit(size, max_evals, overrides)
+    else:
+        img, evals, wall, cpu, reached, scales = run_tutorial(size, max_evals, judge)
+    ratio, kept = judge.measure(img)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if save_dir:
+        save_image(to_pil(img), os.path.join(save_dir, f"{impl}_{size}.png"))
+    return {"impl": impl, "size": size, "reached": reached,
+            "seconds_to_quality": round(wall, 2) if reached else None, "cpu_seconds": round(cpu, 2),
+            "evaluations": evals, "s_per_eval": round(wall / max(evals, 1), 3),
+            "final_style_ratio": round(ratio, 4), "final_content_kept": round(kept, 4),
+            "peak_rss_mib": round(peak_mib, 1),
+            "scales": [{"size": s["size"][0], "evaluations": s["evaluations"], "seconds": round(s["seconds"], 2)}
+                       for s in scales]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="256,512")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-evals", type=int, default=400, help="give up after this many evaluations")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--impls", default="cnnkit,tutorial")
+    parser.add_argument("--options", default="{}", help="JSON: StyleOptions fields to change from cnnkit's defaults")
+    parser.add_argument("--save-dir", default=None, help="write each final picture as IMPL_SIZE.png here")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    overrides = json.loads(args.options)
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.steps, args.threads)))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.max_evals, args.threads, overrides,
+                                args.save_dir)))
         return
 
-    import torch
-
-    torch.set_num_threads(args.threads)
-    peak = matmul_peak_gflops()
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
-        for impl in ("cnnkit", "tutorial"):
-            out = subprocess.run([sys.executable, __file__, "--worker", impl, str(size), "--steps", str(args.steps),
-                                  "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+        for impl in args.impls.split(","):
+            cmd = [sys.executable, __file__, "--worker", impl, str(size), "--max-evals", str(args.max_evals),
+                   "--threads", str(args.threads), "--options", args.options]
+            if args.save_dir:
+                cmd += ["--save-dir", args.save_dir]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    peak_after = matmul_peak_gflops()
-    for row in rows:
-        if "gflops_per_s" in row:
-            row["fraction_of_peak"] = row["gflops_per_s"] / max(peak, peak_after)
-    result = {"threads": args.threads, "steps": args.steps, "matmul_peak_gflops": [peak, peak_after],
+    for size in {r["size"] for r in rows}:
+        mine = [r for r in rows if r["size"] == size]
+        by = {r["impl"]: r["seconds_to_quality"] for r in mine}
+        for r in mine:
+            if r["impl"] == "cnnkit" and by.get("cnnkit") and by.get("tutorial"):
+                r["x_tutorial"] = round(by["cnnkit"] / by["tutorial"], 3)
+    result = {"threads": args.threads, "stop_at": STOP_AT, "keep_content": KEEP, "options": overrides,
               "load_average": os.getloadavg(), "rows": rows}
     if args.json:
         print(json.dumps(result))
         return
-    print(f"matmul peak (2048^2 float32, {args.threads} threads): {peak:.1f} GFLOP/s before, "
-          f"{peak_after:.1f} after; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'impl':9} {'size':>5} {'evals':>5} {'s/eval':>8} {'cpu s/eval':>10} {'peak RSS MiB':>12} {'GFLOP/s':>8} {'of peak':>7}")
+    print(f"bar: style cost <= {STOP_AT:.0%} of the photo's, content kept >= {KEEP}; {args.threads} thread(s); "
+          f"load average {os.getloadavg()[0]:.1f}; cnnkit options {overrides or 'defaults'}")
+    print(f"{'impl':9} {'size':>5} {'s to quality':>12} {'x tutorial':>10} {'evals':>5} {'s/eval':>7} {'cpu s':>7} "
+          f"{'style %':>7} {'kept':>6} {'RSS MiB':>8}  scales")
     for r in rows:
-        g = f"{r['gflops_per_s']:.1f}" if "gflops_per_s" in r else "-"
-        f = f"{r['fraction_of_peak']:.0%}" if "fraction_of_peak" in r else "-"
-        print(f"{r['impl']:9} {r['size']:>5} {r['evaluations']:>5} {r['s_per_eval']:>8.3f} {r['cpu_s_per_eval']:>10.3f} "
-              f"{r['peak_rss_mib']:>12.0f} {g:>8} {f:>7}")
+        s = f"{r['seconds_to_quality']:.1f}" if r["reached"] else "not reached"
+        x = f"{r['x_tutorial']:.2f}" if "x_tutorial" in r else "-"
+        sc = " ".join(f"{c['size']}:{c['evaluations']}/{c['seconds']:.0f}s" for c in r["scales"])
+        print(f"{r['impl']:9} {r['size']:>5} {s:>12} {x:>10} {r['evaluations']:>5} {r['s_per_eval']:>7.3f} "
+              f"{r['cpu_seconds']:>7.1f} {r['final_style_ratio']:>7.2%} {r['final_content_kept']:>6.3f} "
+              f"{r['peak_rss_mib']:>8.0f}  {sc}")
 
 
 if __name__ == "__main__":
