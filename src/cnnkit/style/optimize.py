@@ -56,7 +56,7 @@ FIRST_STEP = 0.02
 under a strong-Wolfe line search that shortens it where it would not lower the cost (one evaluation
 when it is accepted). torch's L-BFGS makes its first step the gradient divided by its L1 norm, a
 change of about 1e-6 per value that teaches its history nothing; measured on astronaut + Starry Night
-at 256 px, a first step of 0.02 reaches ``stop_at=0.02`` in 11 evaluations instead of 14 (0.005: 12,
+at 256 px, a first step of 0.02 reaches ``stop_at=0.02`` in 11 evaluations instead of 15 (0.005: 12,
 0.05: 13)."""
 
 
@@ -71,7 +71,7 @@ class StyleOptions:
         optimizer: ``"lbfgs"`` or ``"adam"``; ``learning_rate`` defaults to 1.0 / 0.02.
         init: start from ``"recolored"`` (the photo with the colour mean and covariance of the
             first style image, ``style.color.match_color``; measured on astronaut + Starry Night at
-            256 px, ``stop_at=0.02`` is reached in 14 evaluations instead of the photo's 20),
+            256 px, ``stop_at=0.02`` is reached in 15 evaluations instead of the photo's 20),
             ``"content"``, ``"noise"`` (uniform, from ``seed``) or ``"style"``.
         content_weight, style_weight, tv_weight: alpha, beta and the total-variation weight.
         content_layers, style_layers: ``"conv4_2"`` / ``"conv1_1:0.2,conv2_1:0.2"``; weights are lambda_l.
