@@ -64,66 +64,148 @@ def _as_matrix(embeddings: Any) -> np.ndarray:
     return emb
 
 
-def radius_graph(embeddings: Any, radius: float, *, max_neighbors: int | None = MAX_NEIGHBORS,
-                 max_block: int = 1 << 24, progress: Callable[[int], None] | None = None) -> NeighbourGraph:
-    """Every pair of faces closer than ``radius`` (Euclidean), exact, in blocks of rows.
+#: rows x columns of one tile of the blocked search: 4 MB of float32, so the product and the
+#: comparison that follows it stay in cache
+TILE_ROWS = 1024
+TILE_COLS = 1024
+#: pairs recomputed in float64 at a time (a few MB)
+RECOMPUTE_CHUNK = 1 << 14
 
-    Each block of rows is compared with the rows after it by one float32 matrix product of at most
-    ``max_block`` entries (64 MB), so memory is O(N * max_neighbors), never O(N^2). Candidates get
-    a small float32 margin and their distances are recomputed in float64 before the cut.
+
+def float32_margin(sq_max: float, dim: int) -> float:
+    """A bound on |float32 estimate - exact| of a squared distance, from one float32 dot product of
+    the augmented vectors ``[x_i, |x_i|^2, 1] . [-2 x_j, 1, |x_j|^2]``: rounding the inputs to
+    float32 (at most ``10 u max|x|^2``) plus the dot product of ``dim + 2`` terms whose absolute
+    values sum to at most ``4 max|x|^2`` (``gamma_{dim+2} = (dim + 2) u``), doubled for safety."""
+    u = 2.0 ** -24
+    return 2.0 * (4.0 * (dim + 2) + 10.0) * u * float(sq_max)
+
+
+def radius_graph(embeddings: Any, radius: float, *, max_neighbors: int | None = MAX_NEIGHBORS,
+                 max_block: int = TILE_ROWS * TILE_COLS,
+                 progress: Callable[[int], None] | None = None) -> NeighbourGraph:
+    """Every pair of faces closer than ``radius`` (Euclidean), exact, in tiles of one matrix product.
+
+    A tile of rows is compared with the columns after it by float32 products of at most
+    ``max_block`` entries, which give every squared distance to within :func:`float32_margin`;
+    only the pairs under ``radius^2`` plus that margin are kept, and their distances are
+    recomputed in float64 before the cut. Memory is O(N * max_neighbors + max_block), never
+    O(N^2).
 
     Args:
         embeddings: (N, D).
         radius: Euclidean distance; pairs with ``||a - b|| <= radius`` are kept.
-        max_neighbors: per face, keep only the nearest this many later faces (``None``: all).
-        progress: called with the number of rows done after each block.
+        max_neighbors: per face, keep only the nearest this many later faces (``None``: all); ties
+            go to the lower index.
+        progress: called with the number of rows done after each tile of rows.
     """
     emb = _as_matrix(embeddings)
-    n = len(emb)
-    x32 = np.ascontiguousarray(emb, dtype=np.float32)
+    n, dim = emb.shape
     x64 = emb.astype(np.float64, copy=False)
     sq = (x64 * x64).sum(1)
     r2 = float(radius) ** 2
-    margin = 1e-4 * max(1.0, float(sq.max(initial=0.0)))
+    margin = float32_margin(sq.max(initial=0.0), dim)
+    # d2 estimate of (i, j) = left[i] . right[j]
+    left = np.empty((n, dim + 2), np.float32)
+    left[:, :dim] = emb
+    left[:, dim] = sq
+    left[:, dim + 1] = 1.0
+    right = np.empty((n, dim + 2), np.float32)
+    right[:, :dim] = emb
+    right[:, :dim] *= -2.0
+    right[:, dim] = 1.0
+    right[:, dim + 1] = sq
+    cut = np.float32(r2 + margin)
+    tile_rows = max(1, min(TILE_ROWS, max_block))
+    tile_cols = max(1, max_block // tile_rows)
+    buf = np.empty(tile_rows * tile_cols, np.float32)
+    hit = np.empty(tile_rows * tile_cols, bool)
     rows_out: list[np.ndarray] = []
     cols_out: list[np.ndarray] = []
+    d2_out: list[np.ndarray] = []
     capped = 0
-    start = 0
-    while start < n:
-        step = max(1, min(n - start, max_block // max(n - start, 1)))
-        stop = start + step
-        g = x32[start:stop] @ x32[start:].T  # (step, n - start), similarities to this row and later
-        g *= -2.0
-        g += sq[start:].astype(np.float32)[None, :]
-        g += sq[start:stop].astype(np.float32)[:, None]
-        # only later faces: mask the block's lower triangle and diagonal
-        g[:, :step][np.tri(step, dtype=bool)] = np.inf
-        r, c = np.nonzero(g <= r2 + margin)
-        if max_neighbors is not None and len(r):
-            counts = np.bincount(r, minlength=step)
+    for start in range(0, n, tile_rows):
+        stop = min(n, start + tile_rows)
+        h = stop - start
+        cand_r, cand_c, cand_v = [], [], []
+        for c0 in range(start, n, tile_cols):
+            c1 = min(n, c0 + tile_cols)
+            g = buf[: h * (c1 - c0)].reshape(h, c1 - c0)
+            np.matmul(left[start:stop], right[c0:c1].T, out=g)
+            m = hit[: g.size].reshape(g.shape)
+            np.less_equal(g, cut, out=m)
+            r, c = np.divmod(np.flatnonzero(m), c1 - c0)  # (np.nonzero of a 2-d array is 40x slower)
+            if c0 < stop:  # tiles across the diagonal: later faces only
+                later = c + c0 > r + start
+                r, c = r[later], c[later]
+            if len(r):
+                cand_r.append(r + start)
+                cand_c.append(c + c0)
+                cand_v.append(g[r, c])
+        if not cand_r:
+            if progress is not None:
+                progress(stop)
+            continue
+        r = np.concatenate(cand_r)
+        c = np.concatenate(cand_c)
+        v = np.concatenate(cand_v).astype(np.float64)
+        if max_neighbors is not None:
+            counts = np.bincount(r - start, minlength=h)
+            capped += int((counts > max_neighbors).sum())
             if counts.max() > max_neighbors:
-                keep = np.ones(len(r), dtype=bool)
-                first = np.r_[0, np.cumsum(counts)[:-1]]
-                for row in np.flatnonzero(counts > max_neighbors):
-                    lo, hi = first[row], first[row] + counts[row]
-                    vals = g[row, c[lo:hi]]
-                    drop = np.argsort(vals, kind="stable")[max_neighbors:]
-                    keep[lo + drop] = False
-                    capped += 1
+                keep = _prefilter(r, v, max_neighbors, 2.0 * margin)
                 r, c = r[keep], c[keep]
-        r = r + start
-        c = c + start
-        rows_out.append(r.astype(np.int64))
-        cols_out.append(c.astype(np.int64))
-        del g
-        start = stop
+        d2 = _exact_d2(x64, r, c)
+        ok = d2 <= r2
+        r, c, d2 = r[ok], c[ok], d2[ok]
+        if max_neighbors is not None and len(r):
+            order = np.lexsort((c, d2, r))
+            r, c, d2 = r[order], c[order], d2[order]
+            keep = _rank_within(r) < max_neighbors
+            r, c, d2 = r[keep], c[keep], d2[keep]
+            order = np.lexsort((c, r))
+            r, c, d2 = r[order], c[order], d2[order]
+        rows_out.append(r)
+        cols_out.append(c)
+        d2_out.append(d2)
         if progress is not None:
             progress(stop)
-    rows = np.concatenate(rows_out) if rows_out else np.empty(0, np.int64)
-    cols = np.concatenate(cols_out) if cols_out else np.empty(0, np.int64)
-    d2 = ((x64[rows] - x64[cols]) ** 2).sum(1) if len(rows) else np.empty(0)
-    ok = d2 <= r2
-    return NeighbourGraph(n, rows[ok], cols[ok], d2[ok], capped)
+    if not rows_out:
+        return NeighbourGraph(n, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), capped)
+    return NeighbourGraph(n, np.concatenate(rows_out).astype(np.int64), np.concatenate(cols_out).astype(np.int64),
+                          np.concatenate(d2_out), capped)
+
+
+def _rank_within(rows: np.ndarray) -> np.ndarray:
+    """For sorted ``rows``, the position of each entry within its run of equal rows."""
+    first = np.r_[True, rows[1:] != rows[:-1]]
+    starts = np.flatnonzero(first)
+    run = np.cumsum(first) - 1
+    return np.arange(len(rows)) - starts[run]
+
+
+def _prefilter(rows: np.ndarray, estimate: np.ndarray, k: int, slack: float) -> np.ndarray:
+    """Candidates that can still be among a row's ``k`` nearest within the radius: estimate at most
+    the row's k-th smallest estimate plus ``slack`` (twice the float32 margin: a pair's exact value
+    is within one margin of its estimate, so nothing that could make the cut is dropped)."""
+    order = np.lexsort((estimate, rows))
+    sr, se = rows[order], estimate[order]
+    rank = _rank_within(sr)
+    kth = np.full(int(sr.max()) + 1, np.inf)
+    at_k = rank == k - 1
+    kth[sr[at_k]] = se[at_k]
+    keep = np.empty(len(rows), bool)
+    keep[order] = se <= kth[sr] + slack
+    return keep
+
+
+def _exact_d2(x64: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Squared distances of the pairs (rows[e], cols[e]) in float64, a chunk at a time."""
+    out = np.empty(len(rows))
+    for lo in range(0, len(rows), RECOMPUTE_CHUNK):
+        diff = x64[rows[lo:lo + RECOMPUTE_CHUNK]] - x64[cols[lo:lo + RECOMPUTE_CHUNK]]
+        out[lo:lo + RECOMPUTE_CHUNK] = np.einsum("ij,ij->i", diff, diff)
+    return out
 
 
 def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | None = None,
@@ -150,43 +232,59 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
     sums = emb.copy()                       # s: sum of a group's vectors, kept at its lowest face index
     sqn = (emb * emb).sum(1)                # q: sum of their squared norms
     size = np.ones(n, dtype=np.int64)
-    parent = np.arange(n)
-    version = np.zeros(n, dtype=np.int64)
+    parent = list(range(n))                 # Python lists: read once per heap entry
+    version = [0] * n
     ok = graph.d2 <= r2
     rows, cols, d2 = graph.rows[ok], graph.cols[ok], graph.d2[ok]
     nbrs: list[set[int]] = [set() for _ in range(n)]
     for a, b in zip(rows.tolist(), cols.tolist()):
         nbrs[a].add(b)
         nbrs[b].add(a)
-    heap = list(zip(d2.tolist(), rows.tolist(), cols.tolist(), [0] * len(rows), [0] * len(rows)))
-    heapq.heapify(heap)
-    while heap:
-        d, a, b, va, vb = heapq.heappop(heap)
-        if va != version[a] or vb != version[b] or parent[a] != a or parent[b] != b:
-            continue  # stale: one of the groups changed since this distance was computed
-        parent[b] = a  # merge b into a (a < b always)
-        sums[a] += sums[b]
-        sqn[a] += sqn[b]
-        size[a] += size[b]
-        version[a] += 1
-        merged = (nbrs[a] | nbrs[b]) - {a, b}
-        nbrs[a] = merged
-        nbrs[b] = set()
-        if not merged:
+    # Groups in different connected components of the graph never meet: each component gets its
+    # own (small) heap, which is the same sequence of merges as one heap over all of them.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    _, comp = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
+    order = np.argsort(comp[rows], kind="stable")
+    bounds = np.flatnonzero(np.r_[True, np.diff(comp[rows][order]) != 0, True]) if len(rows) else np.zeros(1, np.int64)
+    d2_l, rows_l, cols_l = d2[order].tolist(), rows[order].tolist(), cols[order].tolist()
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        if hi - lo == 1:  # two faces and one edge within the radius: they merge
+            parent[cols_l[lo]] = rows_l[lo]
             continue
-        others = np.fromiter(merged, dtype=np.int64, count=len(merged))
-        others.sort()
-        # mean over A x B of |x - y|^2 = q_A / n_A + q_B / n_B - 2 s_A . s_B / (n_A n_B)
-        mean_d2 = (sqn[a] / size[a] + sqn[others] / size[others]
-                   - 2.0 * (sums[others] @ sums[a]) / (size[a] * size[others]))
-        for x, dx in zip(others.tolist(), mean_d2.tolist()):
-            nx = nbrs[x]
-            nx.discard(b)
-            nx.add(a)
-            if dx <= r2:
-                lo, hi = (a, x) if a < x else (x, a)
-                heapq.heappush(heap, (dx, lo, hi, int(version[lo]), int(version[hi])))
-    return _labels_from_parents(parent)
+        heap = [(d2_l[e], rows_l[e], cols_l[e], 0, 0) for e in range(lo, hi)]
+        heapq.heapify(heap)
+        while heap:
+            d, a, b, va, vb = heapq.heappop(heap)
+            if va != version[a] or vb != version[b] or parent[a] != a or parent[b] != b:
+                continue  # stale: one of the groups changed since this distance was computed
+            parent[b] = a  # merge b into a (a < b always)
+            sums[a] += sums[b]
+            sqn[a] += sqn[b]
+            size[a] += size[b]
+            version[a] += 1
+            merged = (nbrs[a] | nbrs[b]) - {a, b}
+            nbrs[a] = merged
+            nbrs[b] = set()
+            if not merged:
+                continue
+            others = np.fromiter(merged, dtype=np.int64, count=len(merged))
+            others.sort()
+            # mean over A x B of |x - y|^2 = q_A / n_A + q_B / n_B - 2 s_A . s_B / (n_A n_B)
+            mean_d2 = (sqn[a] / size[a] + sqn[others] / size[others]
+                       - 2.0 * (sums[others] @ sums[a]) / (size[a] * size[others]))
+            va = version[a]
+            for x, dx in zip(others.tolist(), mean_d2.tolist()):
+                nx = nbrs[x]
+                nx.discard(b)
+                nx.add(a)
+                if dx <= r2:
+                    if a < x:
+                        heapq.heappush(heap, (dx, a, x, va, version[x]))
+                    else:
+                        heapq.heappush(heap, (dx, x, a, version[x], va))
+    return _labels_from_parents(np.asarray(parent))
 
 
 def _labels_from_parents(parent: np.ndarray) -> np.ndarray:
