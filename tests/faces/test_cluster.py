@@ -10,6 +10,8 @@ from cnnkit.eval.clustering import bcubed
 from cnnkit.faces.cluster import (
     cluster_embeddings,
     impostor_stats,
+    merge_rule,
+    threshold_from_stats,
     naive_average_linkage,
     radius_graph,
     average_linkage,
@@ -164,3 +166,79 @@ def test_rule_on_real_orl_faces(pipeline, orl_dir):
     assert 0.3 < res.threshold < pipeline.default_threshold
     score = bcubed(truth, res.labels)
     assert score.f > 0.85, score
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_size_dependent_limit_equals_naive(seed):
+    """With a limit per pair of group sizes, the graph algorithm still merges exactly as the
+    naive one (the graph's radius covers the largest limit)."""
+    rng = np.random.default_rng(300 + seed)
+    x = blobs(seed, int(rng.integers(10, 45)), spread=0.6)
+    lo, hi = sorted(rng.uniform(0.6, 2.5, 2))
+
+    def limit(na, nb):
+        return hi ** 2 - (hi ** 2 - lo ** 2) / np.sqrt(na * nb)
+
+    naive = naive_average_linkage(x, hi, limit=limit)
+    assert np.array_equal(average_linkage(x, hi, max_neighbors=None, limit=limit), naive)
+
+
+def test_groups_merge_further_apart_than_single_faces():
+    # two tight pairs whose mean squared distance is 1.005, and two single faces 0.9 apart
+    x = np.array([[0.0], [0.1], [1.0], [1.1], [10.0], [10.9]])
+
+    def limit(na, nb):
+        return 0.25 if na * nb == 1 else 1.1
+
+    assert list(average_linkage(x, 1.1, limit=limit)) == [0, 0, 0, 0, -1, -1]
+    assert list(naive_average_linkage(x, 1.1, limit=limit)) == [0, 0, 0, 0, -1, -1]
+    assert list(average_linkage(x, 0.5)) == [0, 0, 1, 1, -1, -1]
+
+
+def people_photos(seed, people=300, photos=6, d=32, s_person=1.0, s_photo=0.35):
+    rng = np.random.default_rng(seed)
+    who = np.repeat(np.arange(people), photos)
+    return rng.normal(0, s_person, (people, d))[who] + rng.normal(0, s_photo, (len(who), d)), who
+
+
+def variance_shares_from_labels(x, who):
+    """The shares MergeRule estimates, computed with the identities: photos 0 and 1 of each person."""
+    first, second = x[::6], x[1::6]
+    def d2(a, b):
+        return ((a[:, None] - b[None]) ** 2).sum(-1)
+    iu = np.triu_indices(len(first), 1)
+    v, w, z = d2(first, first)[iu], d2(second, second)[iu], d2(first, second)[iu]
+    shared = np.cov(v, w)[0, 1] / v.var()
+    return shared, np.cov(v, z)[0, 1] / v.var() - shared
+
+
+def test_merge_rule_finds_the_variance_split_without_labels():
+    x, who = people_photos(0)
+    stats = impostor_stats(x, 4.0)
+    tau = threshold_from_stats(stats)
+    rule = merge_rule(x, tau, stats, 10.0)
+    shared, per_face = variance_shares_from_labels(x, who)
+    assert rule.pairs >= 30
+    assert rule.shared == pytest.approx(shared, abs=0.08)
+    assert rule.per_face == pytest.approx(per_face, abs=0.05)
+    # noisier photos: less of the variance is the people's, groups may merge further apart
+    y, _ = people_photos(0, s_photo=0.6)
+    sy = impostor_stats(y, 6.0)
+    noisy = merge_rule(y, threshold_from_stats(sy), sy, 10.0)
+    assert noisy.shared < rule.shared - 0.1
+
+
+def test_merge_limit_starts_at_the_pair_threshold_and_grows_with_the_groups():
+    x, _ = people_photos(1)
+    stats = impostor_stats(x, 4.0)
+    tau = threshold_from_stats(stats)
+    rule = merge_rule(x, tau, stats, 10.0)
+    assert rule.limit(1, 1) == pytest.approx(tau ** 2)
+    sizes = [(1, 1), (1, 2), (2, 2), (3, 5), (10, 10), (100, 100)]
+    limits = [rule.limit(a, b) for a, b in sizes]
+    assert all(p < q for p, q in zip(limits, limits[1:]))
+    assert rule.group_threshold ** 2 < stats.mean ** 2
+    capped = merge_rule(x, tau, stats, tau * 1.01)
+    assert capped.group_threshold == pytest.approx(tau * 1.01)
+    res = cluster_embeddings(x, verification_threshold=8.0)
+    assert res.threshold < 8.0 and res.rule is not None and res.rule.pair_threshold == res.threshold

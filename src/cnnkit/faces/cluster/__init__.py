@@ -8,7 +8,8 @@
 - :mod:`~cnnkit.faces.cluster.linkage`: average linkage on squared distances over the graph of
   pairs within the threshold (exact, memory linear in N).
 - :mod:`~cnnkit.faces.cluster.threshold`: the threshold rule, from the distances between different
-  people (the gallery's enrolled people, or the faces being clustered).
+  people (the gallery's enrolled people, or the faces being clustered), and how much further apart
+  groups of faces may merge (:class:`MergeRule`).
 """
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ from cnnkit.faces.cluster.threshold import (
     MIN_COLLECTION_FACES,
     MIN_GALLERY_PEOPLE,
     ImpostorStats,
+    MergeRule,
     cluster_threshold,
     impostor_stats,
+    merge_rule,
     threshold_from_stats,
 )
 
@@ -43,6 +46,8 @@ __all__ = [
     "impostor_stats",
     "threshold_from_stats",
     "ImpostorStats",
+    "MergeRule",
+    "merge_rule",
     "CLUSTER_FAR",
     "MIN_GALLERY_PEOPLE",
     "MIN_COLLECTION_FACES",
@@ -67,6 +72,8 @@ class Clustering:
             faces to estimate from) or ``"given"``.
         stats: the impostor statistics it came from (``None`` for the last two).
         capped: faces whose neighbour list was cut at ``max_neighbors`` (0: exact).
+        rule: how much further apart groups may merge (``None`` when every merge used
+            ``threshold``: a given threshold, or one at the verification ceiling).
     """
 
     labels: np.ndarray
@@ -74,6 +81,7 @@ class Clustering:
     source: str
     stats: ImpostorStats | None
     capped: int
+    rule: MergeRule | None = None
 
     @property
     def n_clusters(self) -> int:
@@ -106,6 +114,10 @@ def cluster_embeddings(embeddings: Any, *, verification_threshold: float, galler
         threshold, source, stats = cluster_threshold(emb, verification_threshold, gallery=gallery, seed=seed)
     if len(emb) < 2:
         return Clustering(np.full(len(emb), -1, dtype=np.int64), float(threshold), source, stats, 0)
-    graph = radius_graph(emb, threshold, max_neighbors=max_neighbors)
-    labels = average_linkage(emb, threshold, graph=graph)
-    return Clustering(labels, float(threshold), source, stats, graph.capped)
+    rule = None
+    if stats is not None and threshold < verification_threshold:
+        rule = merge_rule(emb, threshold, stats, verification_threshold, seed=seed)
+    radius = threshold if rule is None else max(threshold, rule.group_threshold)
+    graph = radius_graph(emb, radius, max_neighbors=max_neighbors)
+    labels = average_linkage(emb, radius, graph=graph, limit=None if rule is None else rule.limit)
+    return Clustering(labels, float(threshold), source, stats, graph.capped, rule)

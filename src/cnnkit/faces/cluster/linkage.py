@@ -209,12 +209,17 @@ def _exact_d2(x64: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
 
 
 def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | None = None,
-                    max_neighbors: int | None = MAX_NEIGHBORS) -> np.ndarray:
+                    max_neighbors: int | None = MAX_NEIGHBORS,
+                    limit: Callable[[int, int], float] | None = None) -> np.ndarray:
     """Average linkage on squared distances, stopped at ``radius``: a cluster label per face.
 
     Repeatedly merges the two groups with the smallest mean squared distance while it is at most
     ``radius ** 2``, considering only groups joined by an edge of ``graph`` (by default
     :func:`radius_graph`). Ties are broken by the smaller face index, so the result is deterministic.
+
+    With ``limit``, two groups of sizes ``(n_a, n_b)`` may merge only while their mean squared
+    distance is at most ``limit(n_a, n_b)`` (never above ``radius ** 2``, so that the graph holds
+    every pair that could merge): of the pairs of groups within their limit, the closest merge first.
 
     Returns:
         int64 (N,): clusters numbered 0, 1, ... from the largest (ties: the one holding the lowest
@@ -229,6 +234,18 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
     if graph.n != n:
         raise ShapeError(f"graph is over {graph.n} faces, embeddings have {n}")
     r2 = float(radius) ** 2
+    if limit is None:
+        def within(d: float, na: int, nb: int) -> bool:
+            return d <= r2
+    else:
+        cache: dict[tuple[int, int], float] = {}
+
+        def within(d: float, na: int, nb: int) -> bool:
+            key = (na, nb) if na <= nb else (nb, na)
+            lim = cache.get(key)
+            if lim is None:
+                lim = cache[key] = min(r2, float(limit(*key)))
+            return d <= lim
     sums = emb.copy()                       # s: sum of a group's vectors, kept at its lowest face index
     sqn = (emb * emb).sum(1)                # q: sum of their squared norms
     size = np.ones(n, dtype=np.int64)
@@ -250,10 +267,11 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
     bounds = np.flatnonzero(np.r_[True, np.diff(comp[rows][order]) != 0, True]) if len(rows) else np.zeros(1, np.int64)
     d2_l, rows_l, cols_l = d2[order].tolist(), rows[order].tolist(), cols[order].tolist()
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        if hi - lo == 1:  # two faces and one edge within the radius: they merge
-            parent[cols_l[lo]] = rows_l[lo]
+        if hi - lo == 1:  # two faces and one edge within the radius: they merge if within the limit
+            if within(d2_l[lo], 1, 1):
+                parent[cols_l[lo]] = rows_l[lo]
             continue
-        heap = [(d2_l[e], rows_l[e], cols_l[e], 0, 0) for e in range(lo, hi)]
+        heap = [(d2_l[e], rows_l[e], cols_l[e], 0, 0) for e in range(lo, hi) if within(d2_l[e], 1, 1)]
         heapq.heapify(heap)
         while heap:
             d, a, b, va, vb = heapq.heappop(heap)
@@ -274,12 +292,12 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
             # mean over A x B of |x - y|^2 = q_A / n_A + q_B / n_B - 2 s_A . s_B / (n_A n_B)
             mean_d2 = (sqn[a] / size[a] + sqn[others] / size[others]
                        - 2.0 * (sums[others] @ sums[a]) / (size[a] * size[others]))
-            va = version[a]
-            for x, dx in zip(others.tolist(), mean_d2.tolist()):
+            va, sa = version[a], int(size[a])
+            for x, dx, sx in zip(others.tolist(), mean_d2.tolist(), size[others].tolist()):
                 nx = nbrs[x]
                 nx.discard(b)
                 nx.add(a)
-                if dx <= r2:
+                if within(dx, sa, sx):
                     if a < x:
                         heapq.heappush(heap, (dx, a, x, va, version[x]))
                     else:
@@ -314,9 +332,11 @@ def relabel(groups: Any) -> np.ndarray:
     return out
 
 
-def naive_average_linkage(embeddings: Any, radius: float) -> np.ndarray:
+def naive_average_linkage(embeddings: Any, radius: float,
+                          limit: Callable[[int, int], float] | None = None) -> np.ndarray:
     """The textbook algorithm, O(N^3): the full matrix of squared distances; at each step merge the
-    two groups of smallest mean squared distance while it is at most ``radius ** 2``. For tests."""
+    two groups of smallest mean squared distance while it is at most ``radius ** 2`` (and, with
+    ``limit``, at most ``limit(n_a, n_b)`` for groups of those sizes). For tests."""
     x = _as_matrix(embeddings).astype(np.float64)
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     groups = [[i] for i in range(len(x))]
@@ -326,6 +346,9 @@ def naive_average_linkage(embeddings: Any, radius: float) -> np.ndarray:
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
                 m = d2[np.ix_(groups[i], groups[j])].mean()
+                sizes = sorted((len(groups[i]), len(groups[j])))
+                if limit is not None and m > limit(*sizes):
+                    continue
                 if m < best:
                     best, pair = m, (i, j)
         if pair is None or best > r2:

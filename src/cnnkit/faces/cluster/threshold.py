@@ -8,6 +8,12 @@ threshold is much stricter than the verification one. The rule:
 where ``m`` and ``s`` describe the distances between different people as seen from a typical face
 (:func:`impostor_stats`): from the gallery's enrolled people when it holds enough of them, else
 from the faces being clustered, most of whose pairs are of two different people.
+
+That is the threshold for merging two single faces. Two groups may merge a little further apart
+(:class:`MergeRule`, :func:`merge_rule`): their mean distance averages many pairs, so it is less
+likely to fall that low by chance between two different people; how much less follows from how the
+impostor variance splits between the people and their photos, estimated from the collection's
+likely same-person pairs (mutual nearest neighbours). Same false-accept rate, no new constant.
 """
 from __future__ import annotations
 
@@ -130,3 +136,113 @@ def cluster_threshold(embeddings: Any, verification_threshold: float, *, gallery
         return float(verification_threshold), "verification", None
     stats = impostor_stats(embeddings, verification_threshold, seed=seed)
     return min(float(verification_threshold), threshold_from_stats(stats, far)), "collection", stats
+
+
+#: faces sampled to find likely same-person pairs for :func:`merge_rule` (each costs one row of
+#: distances to the whole collection)
+PAIR_SAMPLE = 2000
+#: fewer likely same-person pairs than this: the variance split is not estimated, every merge
+#: uses the pair threshold
+MIN_PAIRS = 30
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """How far apart two *groups* may be and still merge, at the false-accept rate of two faces.
+
+    A group's mean squared distance to another averages many pairs, so it wanders less than one
+    pair's: between two different people it is ``C + u + w + e`` (the two people, A's photos, B's
+    photos, the rest), with variances in the shares ``shared``, ``per_face``, ``pairwise`` of one
+    pair's variance. Averaged over ``n_a x n_b`` pairs its spread is ``sqrt(r)`` of a pair's, with
+    ``r = shared + per_face (1/n_a + 1/n_b) + pairwise / (n_a n_b)``: the limit moves from the pair
+    threshold towards the impostor median in that proportion, so that each merge is as unlikely to
+    join two people as the merge of two single faces is. Never above the verification threshold.
+
+    Attributes:
+        pair_threshold: Euclidean distance for two single faces (:func:`cluster_threshold`).
+        median_d2: the impostor median squared distance (:class:`ImpostorStats` ``mean ** 2``).
+        shared, per_face, pairwise: the variance shares (sum 1); ``shared = 1`` means no change.
+        ceiling: the verification threshold.
+        pairs: the likely same-person pairs they were estimated from.
+    """
+
+    pair_threshold: float
+    median_d2: float
+    shared: float
+    per_face: float
+    pairwise: float
+    ceiling: float
+    pairs: int
+
+    def limit(self, n_a: int, n_b: int) -> float:
+        """The squared-distance limit for merging groups of ``n_a`` and ``n_b`` faces."""
+        t2 = self.pair_threshold ** 2
+        if self.median_d2 <= t2:
+            return t2
+        r = self.shared + self.per_face * (1.0 / n_a + 1.0 / n_b) + self.pairwise / (n_a * n_b)
+        return min(self.ceiling ** 2, self.median_d2 - (self.median_d2 - t2) * float(np.sqrt(max(r, 0.0))))
+
+    @property
+    def group_threshold(self) -> float:
+        """The Euclidean limit for two very large groups (the radius the neighbour graph needs)."""
+        return float(np.sqrt(self.limit(1 << 30, 1 << 30)))
+
+
+def merge_rule(embeddings: Any, pair_threshold: float, stats: ImpostorStats, ceiling: float, *,
+               sample: int = PAIR_SAMPLE, seed: int = 0) -> MergeRule:
+    """Estimate the variance split of :class:`MergeRule` from the faces themselves, no labels.
+
+    Likely same-person pairs are mutual nearest neighbours within ``pair_threshold`` (among
+    ``sample`` faces and their nearest neighbours in the whole collection). For two such pairs
+    ``(i, i')`` and ``(j, j')`` of different people (squared distance above the threshold), with
+    ``d`` the squared distance: ``Var d(i, j)`` is one pair's variance, ``Cov(d(i, j), d(i', j'))``
+    its share from the two people (``shared``) and ``Cov(d(i, j), d(i, j'))`` that plus one side's
+    photos (``shared + per_face``).
+    """
+    emb = _as_matrix(embeddings).astype(np.float64, copy=False)
+    n = len(emb)
+    flat = MergeRule(float(pair_threshold), float(stats.mean) ** 2, 1.0, 0.0, 0.0, float(ceiling), 0)
+    if n < 4:
+        return flat
+    sq = (emb * emb).sum(1)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, min(n, sample), replace=False))
+    nearest, nd2 = _nearest(emb, sq, rows)
+    back, _ = _nearest(emb, sq, nearest)
+    t2 = float(pair_threshold) ** 2
+    ok = (back == rows) & (nd2 <= t2)
+    pairs = np.unique(np.sort(np.stack([rows[ok], nearest[ok]], 1), axis=1), axis=0)
+    if len(pairs) < MIN_PAIRS:
+        return flat
+    a, b = emb[pairs[:, 0]], emb[pairs[:, 1]]
+
+    def d2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T), 0.0)
+
+    d_ij, d_ipjp, d_ijp = d2(a, a), d2(b, b), d2(a, b)
+    apart = np.triu(d_ij > t2, 1) & np.triu(d_ipjp > t2, 1)
+    if apart.sum() < MIN_PAIRS:
+        return flat
+    x, y, z = d_ij[apart], d_ipjp[apart], d_ijp[apart]
+    var = float(x.var())
+    if not var > 0:
+        return flat
+    shared = float(np.clip(np.cov(x, y)[0, 1] / var, 0.0, 1.0))
+    per_face = float(np.clip(np.cov(x, z)[0, 1] / var - shared, 0.0, (1.0 - shared) / 2))
+    return MergeRule(float(pair_threshold), float(stats.mean) ** 2, shared, per_face,
+                     1.0 - shared - 2.0 * per_face, float(ceiling), int(len(pairs)))
+
+
+def _nearest(emb: np.ndarray, sq: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``rows``' nearest other face in ``emb`` and its squared distance (exact, float64,
+    in blocks of 32 MB)."""
+    block = max(1, (1 << 22) // len(emb))
+    idx = np.empty(len(rows), np.int64)
+    dist = np.empty(len(rows))
+    for lo in range(0, len(rows), block):
+        r = rows[lo:lo + block]
+        d = sq[r][:, None] + sq[None, :] - 2.0 * (emb[r] @ emb.T)
+        d[np.arange(len(r)), r] = np.inf
+        idx[lo:lo + block] = d.argmin(1)
+        dist[lo:lo + block] = np.maximum(d[np.arange(len(r)), idx[lo:lo + block]], 0.0)
+    return idx, dist
