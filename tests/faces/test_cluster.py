@@ -66,6 +66,18 @@ def test_radius_graph_is_every_pair_within_the_radius():
     assert g.capped == 0
 
 
+def test_radius_graph_far_from_the_origin():
+    """float32 cancellation (norms 1000x the distances): the margin still finds every pair, and
+    float64 decides the ones at the edge."""
+    x = 1000.0 + blobs(6, 300, d=16, people=10)
+    radius = 2.5
+    g = radius_graph(x, radius, max_neighbors=None, max_block=4096)
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    i, j = np.nonzero(np.triu(d2 <= radius ** 2, 1))
+    assert len(i) > 100
+    assert set(zip(g.rows.tolist(), g.cols.tolist())) == set(zip(i.tolist(), j.tolist()))
+
+
 def test_radius_graph_cap_keeps_the_nearest_later_faces():
     x = blobs(4, 200, d=4, people=2, spread=0.3)
     k = 5

@@ -6,8 +6,10 @@ It is computed exactly and with memory linear in N:
 
 * Two groups can only merge when at least one pair of their faces is within tau of each other (a
   mean of values all above tau^2 is above tau^2). So only the pairs of faces within tau are needed:
-  :func:`radius_graph` finds them in blocks of one matrix product (never an N x N matrix), keeping
-  at most ``max_neighbors`` per face, and PostgreSQL's HNSW graph can stand in for it.
+  :func:`radius_graph` finds them in tiles of one float32 matrix product (never an N x N matrix;
+  a proven rounding margin, then float64), keeping at most ``max_neighbors`` per face, and
+  PostgreSQL's HNSW graph can stand in for it. Groups in different connected components of that
+  graph never merge, so each component is merged on its own.
 * The mean squared distance of two groups follows from their sizes, sums and sums of squared
   norms: mean ||a - b||^2 = q_A / n_A + q_B / n_B - 2 s_A . s_B / (n_A n_B). So a merge costs O(D)
   per neighbouring group, whatever the group sizes.
@@ -64,11 +66,11 @@ def _as_matrix(embeddings: Any) -> np.ndarray:
     return emb
 
 
-#: rows x columns of one tile of the blocked search: 4 MB of float32, so the product and the
-#: comparison that follows it stay in cache
+#: rows x columns of one tile of the blocked search (4 MB of float32; on LFW-like data the time
+#: hardly changes from 256 x 2048 to 2048 x 2048)
 TILE_ROWS = 1024
 TILE_COLS = 1024
-#: pairs recomputed in float64 at a time (a few MB)
+#: pairs recomputed in float64 at a time (2 x 16 MB for 128-d)
 RECOMPUTE_CHUNK = 1 << 14
 
 
