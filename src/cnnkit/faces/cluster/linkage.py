@@ -236,18 +236,18 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
     if graph.n != n:
         raise ShapeError(f"graph is over {graph.n} faces, embeddings have {n}")
     r2 = float(radius) ** 2
-    if limit is None:
-        def within(d: float, na: int, nb: int) -> bool:
-            return d <= r2
-    else:
-        cache: dict[tuple[int, int], float] = {}
+    cache: dict[tuple[int, int], float] = {}
 
-        def within(d: float, na: int, nb: int) -> bool:
-            key = (na, nb) if na <= nb else (nb, na)
-            lim = cache.get(key)
-            if lim is None:
-                lim = cache[key] = min(r2, float(limit(*key)))
-            return d <= lim
+    def lim(na: int, nb: int) -> float:
+        """The squared-distance limit for groups of these sizes (``limit``'s, at most ``r2``)."""
+        key = (na, nb) if na <= nb else (nb, na)
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = r2 if limit is None else min(r2, float(limit(*key)))
+        return value
+
+    def within(d: float, na: int, nb: int) -> bool:
+        return d <= lim(na, nb)
     sums = emb.copy()                       # s: sum of a group's vectors, kept at its lowest face index
     sqn = (emb * emb).sum(1)                # q: sum of their squared norms
     size = np.ones(n, dtype=np.int64)
@@ -268,15 +268,18 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
     order = np.argsort(comp[rows], kind="stable")
     bounds = np.flatnonzero(np.r_[True, np.diff(comp[rows][order]) != 0, True]) if len(rows) else np.zeros(1, np.int64)
     d2_l, rows_l, cols_l = d2[order].tolist(), rows[order].tolist(), cols[order].tolist()
+    bits_l = np.maximum(d2[order], 0.0).view(np.int64).tolist()
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         if hi - lo == 1:  # two faces and one edge within the radius: they merge if within the limit
             if within(d2_l[lo], 1, 1):
                 parent[cols_l[lo]] = rows_l[lo]
             continue
-        heap = [(d2_l[e], rows_l[e], cols_l[e], 0, 0) for e in range(lo, hi) if within(d2_l[e], 1, 1)]
+        heap = [_key(k, rows_l[e], cols_l[e], 0, 0) for e, k in zip(range(lo, hi), bits_l[lo:hi])
+                if within(d2_l[e], 1, 1)]
         heapq.heapify(heap)
         while heap:
-            d, a, b, va, vb = heapq.heappop(heap)
+            key = heapq.heappop(heap)
+            a, b, va, vb = (key >> 96) & _M32, (key >> 64) & _M32, (key >> 32) & _M32, key & _M32
             if va != version[a] or vb != version[b] or parent[a] != a or parent[b] != b:
                 continue  # stale: one of the groups changed since this distance was computed
             parent[b] = a  # merge b into a (a < b always)
@@ -292,19 +295,37 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
             others = np.fromiter(merged, dtype=np.int64, count=len(merged))
             others.sort()
             # mean over A x B of |x - y|^2 = q_A / n_A + q_B / n_B - 2 s_A . s_B / (n_A n_B)
-            mean_d2 = (sqn[a] / size[a] + sqn[others] / size[others]
-                       - 2.0 * (sums[others] @ sums[a]) / (size[a] * size[others]))
-            va, sa = version[a], int(size[a])
-            for x, dx, sx in zip(others.tolist(), mean_d2.tolist(), size[others].tolist()):
+            mean_d2 = np.maximum(sqn[a] / size[a] + sqn[others] / size[others]
+                                 - 2.0 * (sums[others] @ sums[a]) / (size[a] * size[others]), 0.0)
+            others_l = others.tolist()
+            for x in others_l:
                 nx = nbrs[x]
                 nx.discard(b)
                 nx.add(a)
-                if within(dx, sa, sx):
-                    if a < x:
-                        heapq.heappush(heap, (dx, a, x, va, version[x]))
-                    else:
-                        heapq.heappush(heap, (dx, x, a, version[x], va))
+            if limit is None:
+                near = mean_d2 <= r2
+            else:
+                sa = int(size[a])
+                near = mean_d2 <= np.array([lim(sa, sx) for sx in size[others].tolist()])
+            if not near.any():
+                continue
+            va = version[a]
+            hi_a, lo_a = (a << 96) | (va << 32), (a << 64) | va
+            for x, kx in zip(others[near].tolist(), mean_d2[near].view(np.int64).tolist()):
+                if a < x:  # the key of (d2, a, x, v_a, v_x), or of (d2, x, a, v_x, v_a)
+                    heapq.heappush(heap, (kx << 128) | hi_a | (x << 64) | version[x])
+                else:
+                    heapq.heappush(heap, (kx << 128) | (x << 96) | (version[x] << 32) | lo_a)
     return _labels_from_parents(np.asarray(parent))
+
+
+_M32 = (1 << 32) - 1
+
+
+def _key(d2_bits: int, lo: int, hi: int, v_lo: int, v_hi: int) -> int:
+    """One heap entry as one Python int, ordered as the tuple (d2, lo, hi, v_lo, v_hi): the bits of
+    a float64 >= 0 sort as the float does. Half the memory of a tuple, and twice as fast to pop."""
+    return (d2_bits << 128) | (lo << 96) | (hi << 64) | (v_lo << 32) | v_hi
 
 
 def _labels_from_parents(parent: np.ndarray) -> np.ndarray:
