@@ -67,7 +67,8 @@ class Clustering:
 
     Attributes:
         labels: int64 (N,), clusters 0, 1, ... from the largest; -1 for a face alone.
-        threshold: the Euclidean distance used (average linkage on squared distances at tau^2).
+        threshold: the Euclidean distance for merging two single faces (average linkage on squared
+            distances at tau^2); groups may merge a little further apart, see ``rule``.
         source: where it came from: ``"gallery"``, ``"collection"``, ``"verification"`` (too few
             faces to estimate from) or ``"given"``.
         stats: the impostor statistics it came from (``None`` for the last two).

@@ -27,8 +27,9 @@ from cnnkit.core.euclidean import euclidean_matrix
 from cnnkit.faces.cluster.linkage import _as_matrix
 
 #: the pairwise false-accept rate the clustering threshold is set at (z = -4.0 standard deviations),
-#: chosen on LFW pairsDevTrain's 3,443 photos (benchmarks/cluster_lfw.py --tune); the verification
-#: threshold of an encoder sits near 1e-2
+#: chosen on LFW pairsDevTrain's 3,443 photos (benchmarks/cluster_lfw.py --tune), so a score on all
+#: of LFW is not independent of it (``--outside-view1`` is); the verification threshold of an
+#: encoder sits near 1e-2. :class:`MergeRule` adds no constant to it.
 CLUSTER_FAR = 3e-5
 #: faces sampled (each side) to estimate the impostor statistics: the cost is this squared
 IMPOSTOR_SAMPLE = 2000
