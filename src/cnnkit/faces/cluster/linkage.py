@@ -155,7 +155,7 @@ def radius_graph(embeddings: Any, radius: float, *, max_neighbors: int | None = 
             counts = np.bincount(r - start, minlength=h)
             capped += int((counts > max_neighbors).sum())
             if counts.max() > max_neighbors:
-                keep = _prefilter(r, v, max_neighbors, 2.0 * margin)
+                keep = _prefilter(r - start, v, max_neighbors, 2.0 * margin)
                 r, c = r[keep], c[keep]
         d2 = _exact_d2(x64, r, c)
         ok = d2 <= r2
