@@ -216,11 +216,7 @@ def merge_rule(embeddings: Any, pair_threshold: float, stats: ImpostorStats, cei
     if len(pairs) < MIN_PAIRS:
         return flat
     a, b = emb[pairs[:, 0]], emb[pairs[:, 1]]
-
-    def d2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T), 0.0)
-
-    d_ij, d_ipjp, d_ijp = d2(a, a), d2(b, b), d2(a, b)
+    d_ij, d_ipjp, d_ijp = euclidean_matrix(a, a) ** 2, euclidean_matrix(b, b) ** 2, euclidean_matrix(a, b) ** 2
     apart = np.triu(d_ij > t2, 1) & np.triu(d_ipjp > t2, 1)
     if apart.sum() < MIN_PAIRS:
         return flat
@@ -242,8 +238,8 @@ def _nearest(emb: np.ndarray, sq: np.ndarray, rows: np.ndarray) -> tuple[np.ndar
     dist = np.empty(len(rows))
     for lo in range(0, len(rows), block):
         r = rows[lo:lo + block]
-        d = sq[r][:, None] + sq[None, :] - 2.0 * (emb[r] @ emb.T)
+        d = euclidean_matrix(emb[r], emb, b_sq_norms=sq)
         d[np.arange(len(r)), r] = np.inf
         idx[lo:lo + block] = d.argmin(1)
-        dist[lo:lo + block] = np.maximum(d[np.arange(len(r)), idx[lo:lo + block]], 0.0)
+        dist[lo:lo + block] = d[np.arange(len(r)), idx[lo:lo + block]] ** 2
     return idx, dist
