@@ -71,3 +71,11 @@ def test_style_names_the_weights_command_and_that_command_works(fresh):
     done = _run(cmd, env, root)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (root / "out.png").stat().st_size > 0
+
+
+def test_sface_names_the_weights_command(fresh):
+    bin_dir, env, root = fresh
+    photo = REPO / "src" / "cnnkit" / "assets" / "orl" / "s1" / "1.pgm"
+    done = _run([str(bin_dir / "cnnkit"), "face", "compare", str(photo), str(photo), "--encoder", "sface"], env, root)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "error: SFace weights are not installed: run `cnnkit weights install sface`"

@@ -175,3 +175,15 @@ def test_two_servers_share_one_gallery(backend: str, tmp_path: Path, start_serve
         read_key = add_key(db, "read")  # a key made after both started works on both
         assert cb.get("/v1/galleries", headers={"Authorization": f"Bearer {read_key}"}).status_code == 200
     assert a.stop() == 0 and b.stop() == 0
+
+
+def test_service_loads_the_default_and_a_fused_encoder(tmp_path: Path) -> None:
+    """No --encoder: the library's default encoder (one owner); a fused encoder warms up too (one
+    chip per part) instead of failing on a single blank chip."""
+    from cnnkit.faces.encoders import DEFAULT_ENCODER, choose_encoder
+    from cnnkit.serve.service import Service, ServeConfig
+
+    plain = Service(ServeConfig(db=str(tmp_path / "a"))).load()
+    assert plain.pipeline.tag.split(":")[0] == choose_encoder() == DEFAULT_ENCODER
+    fused = Service(ServeConfig(db=str(tmp_path / "b"), encoder="dlib_resnet+sface")).load()
+    assert [p.name for p in fused.pipeline.encoder.parts] == ["dlib_resnet", "sface"]

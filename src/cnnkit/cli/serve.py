@@ -50,13 +50,15 @@ def _extra_missing(exc: ImportError) -> None:
 @click.option("--queue", type=int, default=32, show_default=True,
               help="Requests admitted beyond the running ones; more get 429 with Retry-After.")
 @click.option("--max-upload", type=int, default=10 * 1024 * 1024, show_default=True, help="Largest request body, bytes.")
-@click.option("--encoder", default="dlib_resnet", show_default=True, help="Encoder name or trained model directory.")
+@click.option("--encoder", default=None,
+              help="Encoder name, a fusion (dlib_resnet+sface), or a trained model directory "
+                   "[default: cnnkit.faces.encoders.DEFAULT_ENCODER].")
 @click.option("--detector", default="retinaface", show_default=True, help="retinaface or hog.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @threads_option
 @click.pass_context
 def serve(ctx: click.Context, db: str | None, host: str, port: int, workers: int, queue: int, max_upload: int,
-          encoder: str, detector: str, access_log: bool) -> None:
+          encoder: str | None, detector: str, access_log: bool) -> None:
     """Serve the face galleries over HTTP (API under /v1, web page at /, docs at /docs).
 
     Ctrl-C stops it cleanly: running requests finish, then every gallery is closed."""

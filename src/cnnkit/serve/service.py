@@ -49,14 +49,15 @@ class ServeConfig:
         queue: jobs admitted beyond the running ones before 429.
         max_upload: largest request body, bytes (413 above).
         max_pixels: pixel limit of :func:`~cnnkit.data.image_io.load_image` (None: its default).
-        encoder, detector: as for :class:`~cnnkit.faces.FacePipeline`.
+        encoder, detector: as for :class:`~cnnkit.faces.FacePipeline` (``encoder=None``: the default
+            encoder, :data:`cnnkit.faces.encoders.DEFAULT_ENCODER`).
     """
     db: str
     workers: int = 2
     queue: int = 32
     max_upload: int = 10 * 1024 * 1024
     max_pixels: int | None = None
-    encoder: str = "dlib_resnet"
+    encoder: str | None = None
     detector: str = "retinaface"
 
 
@@ -87,7 +88,11 @@ class Service:
 
             self.pipeline = FacePipeline(self.config.encoder, detector=self.config.detector, threads=1)
         self.pipeline.faces(np.full((64, 64, 3), 128, np.uint8))  # detector session
-        self.pipeline.encode([np.zeros((self.pipeline.encoder.chip_size,) * 2 + (3,), np.uint8)])  # encoder
+        def blank(encoder: Any) -> np.ndarray:
+            return np.zeros((encoder.chip_size,) * 2 + (3,), np.uint8)
+
+        parts = getattr(self.pipeline.encoder, "parts", None)  # a fused encoder: one chip per part
+        self.pipeline.encode([tuple(blank(p) for p in parts) if parts else blank(self.pipeline.encoder)])
         return self
 
     @property
