@@ -131,6 +131,10 @@ def test_enrol_one_photo(api, img) -> None:
     again = api.enroll("demo", "ann", img.orl("s1/1"))
     assert again.status_code == 200 and again.json()["enrolled"] is False
     assert api.get("/v1/galleries/demo/subjects/ann").json()["faces"] == 1
+    # the same bytes under another subject: refused, naming the owner and the gallery (not a path)
+    other = problem(api.enroll("demo", "bob", img.orl("s1/1")), 409, "photo-enrolled")
+    assert "already enrolled as 'ann' in demo" in other["detail"] and "/" not in other["detail"]
+    assert [s["name"] for s in api.get("/v1/galleries/demo/subjects").json()["subjects"]] == ["ann"]
 
 
 def test_enrol_several_faces(api, img) -> None:

@@ -102,6 +102,14 @@ class EncoderMismatchError(StoreError):
     """Embeddings of different encoders (name, version or weights) would be mixed in one gallery."""
 
 
+class PhotoEnrolledError(CnnkitError):
+    """The photo (same bytes) is already enrolled as another person; the message names them."""
+
+    def __init__(self, message: str, *, owner: str) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
 class OutputExistsError(CnnkitError, FileExistsError):
     """The output path already holds a result that would be overwritten (``--force`` allows it)."""
 

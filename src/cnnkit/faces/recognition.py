@@ -19,7 +19,14 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from cnnkit.core.euclidean import euclidean_matrix, euclidean_rows
-from cnnkit.core.errors import CnnkitError, EncoderMismatchError, InvalidNameError, UnknownNameError, printable
+from cnnkit.core.errors import (
+    CnnkitError,
+    EncoderMismatchError,
+    InvalidNameError,
+    PhotoEnrolledError,
+    UnknownNameError,
+    printable,
+)
 from cnnkit.data.image_io import read_image_file
 from cnnkit.store.base import FaceSource, Gallery, Match, check_tag, normalize_name
 
@@ -179,6 +186,29 @@ class EnrollOutcome:
                 "box": None if self.box is None else [round(v, 1) for v in self.box]}
 
 
+def photo_owner_rule(gallery: Gallery, name: str, digest: str, *, move: bool = False, photo: str = "this photo",
+                     where: str | None = None) -> tuple[str, str | None]:
+    """What enrolling the photo with SHA-256 ``digest`` as ``name`` (normalised) means for this
+    gallery, decided before any encoder runs, with the photo's previous owner: ``"new"``;
+    ``"enrolled"`` (this person has it already: nothing to do); ``"moved"`` (it was someone else's
+    and ``move`` gave its face to ``name``). The CLI and the server both call it.
+
+    Raises:
+        PhotoEnrolledError: someone else has it and ``move`` is off (names them; ``where``, default
+            the gallery's path, names the gallery).
+    """
+    owner = gallery.source_owner(digest)
+    if owner is None:
+        return "new", None
+    if owner == name:
+        return "enrolled", owner
+    if move:
+        gallery.move_source(digest, name)
+        return "moved", owner
+    raise PhotoEnrolledError(f"{photo}: already enrolled as {owner!r} in {where or gallery.path}; "
+                             f"use --force to move it to {name!r}", owner=owner)
+
+
 def _before_embedding(gallery: Gallery, name: str, photo: str | os.PathLike[str], *, skip_existing: bool,
                       move: bool) -> tuple[str, str, EnrollOutcome | None]:
     """``(normalised name, SHA-256, outcome)`` of one photo before any encoder runs: the outcome is
@@ -188,17 +218,16 @@ def _before_embedding(gallery: Gallery, name: str, photo: str | os.PathLike[str]
     except InvalidNameError as exc:
         raise InvalidNameError(f"{printable(os.fspath(photo))}: {exc}") from None
     digest = sha256_of(photo)
-    owner = gallery.source_owner(digest) if skip_existing else None
-    if owner == name:
+    if not skip_existing:
+        return name, digest, None
+    try:
+        rule, owner = photo_owner_rule(gallery, name, digest, move=move, photo=printable(os.fspath(photo)))
+    except PhotoEnrolledError as exc:
+        return name, digest, EnrollOutcome(str(photo), name, "error", str(exc))
+    if rule == "enrolled":
         return name, digest, EnrollOutcome(str(photo), name, "skipped", "already enrolled")
-    if owner is not None and move:
-        gallery.move_source(digest, name)
+    if rule == "moved":
         return name, digest, EnrollOutcome(str(photo), name, "moved", f"moved from {owner!r}")
-    if owner is not None:
-        return name, digest, EnrollOutcome(
-            str(photo), name, "error",
-            f"{printable(os.fspath(photo))}: already enrolled as {owner!r} in {gallery.path}; "
-            f"use --force to move it to {name!r}")
     return name, digest, None
 
 

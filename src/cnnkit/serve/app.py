@@ -293,7 +293,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/v1/galleries/{gallery}/faces", tags=["subjects"], summary="Enroll a batch: one result or problem per photo",
               dependencies=[Multipart], responses=problems(403, 404, 413, 415, 422))
-    async def enrol_batch(key: Caller, gallery: GalleryName,
+    async def enroll_batch(key: Caller, gallery: GalleryName,
                           image: Annotated[list[UploadFile], File(description="photos, in order")],
                           subject: Annotated[list[str], Form(description="one subject name per photo, in order")],
                           face: FaceMode = "single") -> Any:

@@ -33,7 +33,7 @@ from cnnkit.data.image_io import load_image
 from cnnkit.serve.galleries import SERVE_NS, GalleryRegistry
 from cnnkit.serve.keys import KeyStore
 from cnnkit.serve.problems import Problem
-from cnnkit.store.base import FaceSource
+from cnnkit.store.base import FaceSource, normalize_name
 
 EXPORT_FORMAT = "cnnkit-gallery-export"
 THUMB_SIZE = 112
@@ -176,13 +176,18 @@ class Service:
     def enroll(self, gallery_name: str, subject: str, data: bytes, face: str = "single",
               file_name: str | None = None) -> tuple[int, dict[str, Any]]:
         """Enroll one photo (one transaction). Returns (HTTP status, body): 201, or 200 when these
-        exact bytes are already in the gallery."""
+        exact bytes are already enrolled for this subject; the same bytes enrolled for another
+        subject are refused (:class:`~cnnkit.core.errors.PhotoEnrolledError`, 409), by the rule
+        ``cnnkit face enroll`` follows (:func:`~cnnkit.faces.recognition.photo_owner_rule`)."""
+        from cnnkit.faces.recognition import photo_owner_rule
+
         g = self.galleries.get(gallery_name)
         digest = hashlib.sha256(data).hexdigest()
         rgb = self.image(data)
-        if g.has_source(digest):
+        rule, _ = photo_owner_rule(g, normalize_name(subject), digest, where=gallery_name)
+        if rule == "enrolled":
             return 200, {"gallery": gallery_name, "subject": subject, "enrolled": False,
-                         "detail": "this photo is already in the gallery"}
+                         "detail": "this photo is already enrolled for this subject"}
         res = self._one_face(rgb, face)
         name = os.path.basename(file_name or "")[:200] or None
         ids = g.add_faces(subject, res.embedding[None, :], tag=self.pipeline.tag,

@@ -67,8 +67,9 @@ async function showGallery() {
   state.thumbs = g.thumbnails;
   const info = await api("GET", `/v1/info?gallery=${encodeURIComponent(state.gallery)}`);
   const source = { calibrated: "calibrated for this gallery (cnnkit face calibrate)",
-                   gallery: "estimated from this gallery's own people (the encoder default below 10 people, stricter as it grows)",
-                   default: "the encoder's default", explicit: "set explicitly" }[info.threshold_source] || info.threshold_source;
+                   gallery: "estimated from this gallery's own people (stricter as the gallery grows)",
+                   default: "the encoder's default (fewer than 10 people, or no stricter estimate)",
+                   explicit: "set explicitly" }[info.threshold_source] || info.threshold_source;
   $("decision").textContent = `Same person when distance ≤ ${info.threshold.toFixed(3)} — ${source}; ` +
     `method: ${info.method}; encoder ${info.encoder_tag}. No liveness check.`;
   $("decision").dataset.threshold = info.threshold;
