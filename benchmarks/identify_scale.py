@@ -28,11 +28,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# "one thread" for both sides: BLAS reads these when numpy is first imported, so they are set before it
+# (an explicit environment wins); torch is set to one thread in main()
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from cnnkit.distances.lowp import TorchScoreKernel
-from cnnkit.store import SQLiteGallery
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from cnnkit.distances.lowp import TorchScoreKernel  # noqa: E402
+from cnnkit.store import SQLiteGallery  # noqa: E402
 
 
 def unit(rng: np.random.Generator, n: int, d: int = 128) -> np.ndarray:
@@ -173,7 +178,8 @@ def main() -> None:
             rows += bench(n, rng, Path(tmp))
             print(f"done {n}", file=sys.stderr)
     info = {"numpy": np.__version__, "torch": torch.__version__, "cpus": os.cpu_count(),
-            "load": os.getloadavg(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+            "load": os.getloadavg(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
     if args.json:
         print(json.dumps({"rows": rows, "env": info}))
         return
