@@ -236,7 +236,7 @@ def test_two_processes_enrolling_into_one_gallery(tmp_path):
     assert g.integrity_check() == "ok"
 
 
-def test_ctrl_c_during_folder_enrolment_then_resume(tmp_path):
+def test_ctrl_c_during_folder_enrollment_then_resume(tmp_path):
     db = tmp_path / "g.sqlite"
     root = _folders(tmp_path, range(1, 31), 5)  # 150 photos: enrollment runs long enough to be interrupted
     total = 150

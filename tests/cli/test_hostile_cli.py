@@ -147,7 +147,7 @@ def test_table_and_csv_cells_escape_control_characters_and_undecodable_bytes() -
 
 
 @pytest.mark.parametrize("processes", [2, 4])
-def test_concurrent_folder_enrolments_store_each_photo_once(tmp_path: Path, processes: int) -> None:
+def test_concurrent_folder_enrollments_store_each_photo_once(tmp_path: Path, processes: int) -> None:
     """The same folder enrolled by several `cnnkit face enroll --folders` processes at once (the
     old code stored 40 faces for 20 photos with two processes, 75 with four)."""
     people = tmp_path / "people"

@@ -33,7 +33,7 @@ def browser():
             b.close()
 
 
-def test_sign_in_enrol_identify_delete(tmp_path: Path, browser, start_server, add_key, img) -> None:
+def test_sign_in_enroll_identify_delete(tmp_path: Path, browser, start_server, add_key, img) -> None:
     from PIL import Image
     from playwright.sync_api import expect
 
@@ -41,9 +41,9 @@ def test_sign_in_enrol_identify_delete(tmp_path: Path, browser, start_server, ad
 
     shots = Path(os.environ.get("CNNKIT_SERVE_SCREENSHOTS") or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)
-    enrol_photo, crowd = tmp_path / "ann.png", tmp_path / "crowd.png"
+    enroll_photo, crowd = tmp_path / "ann.png", tmp_path / "crowd.png"
     big = lambda a: np.asarray(Image.fromarray(a).resize((a.shape[1] * 2, a.shape[0] * 2), Image.BICUBIC))  # noqa: E731
-    Image.fromarray(big(load_image(img.orl("s1/1")))).save(enrol_photo)
+    Image.fromarray(big(load_image(img.orl("s1/1")))).save(enroll_photo)
     pair = np.concatenate([load_image(img.orl("s1/2")), load_image(img.orl("s39/1"))], axis=1)
     Image.fromarray(big(pair)).save(crowd)  # ann beside someone never enrolled
 
@@ -74,7 +74,7 @@ def test_sign_in_enrol_identify_delete(tmp_path: Path, browser, start_server, ad
     expect(page.locator("#decision")).to_contain_text("Same person when distance")
 
     page.fill("#enroll-name", "ann")
-    page.set_input_files("#enroll-file", str(enrol_photo))
+    page.set_input_files("#enroll-file", str(enroll_photo))
     page.click("#enroll-btn")
     page.wait_for_selector('#people li[data-name="ann"] img')  # the thumbnail, fetched with the key
     assert page.inner_text('#people li[data-name="ann"] .name') == "ann"

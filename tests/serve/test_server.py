@@ -80,7 +80,7 @@ def test_keys_cli(tmp_path: Path, add_key) -> None:
     assert bad.returncode == 2 and "no key with id 'nope'" in bad.stderr
 
 
-def test_concurrent_enrolment_disconnects_and_ctrl_c(tmp_path: Path, start_server, add_key, img) -> None:
+def test_concurrent_enrollment_disconnects_and_ctrl_c(tmp_path: Path, start_server, add_key, img) -> None:
     """20 clients enroll at once while another client drops its upload half-way; then Ctrl-C while
     enrollments are still arriving. Every acknowledged enrollment is in the gallery, which passes
     integrity_check."""

@@ -143,7 +143,7 @@ def test_read_only_folder(shared_dir: Path, as_nobody) -> None:
 
 # -- concurrent enrollment of one photo ---------------------------------------------------------
 
-def _enrol_same_photos(path: str, n: int, start: float) -> None:
+def _enroll_same_photos(path: str, n: int, start: float) -> None:
     g = SQLiteGallery(path)
     emb = _vectors(n, 5)
     while time.time() < start:
@@ -157,12 +157,12 @@ def _enrol_same_photos(path: str, n: int, start: float) -> None:
 
 
 @pytest.mark.parametrize("workers", [2, 4])
-def test_concurrent_enrolments_store_each_photo_once(tmp_path: Path, workers: int) -> None:
+def test_concurrent_enrollments_store_each_photo_once(tmp_path: Path, workers: int) -> None:
     path = str(tmp_path / "g.sqlite")
     SQLiteGallery(path).close()
     ctx = mp.get_context("spawn")
     start = time.time() + 3
-    procs = [ctx.Process(target=_enrol_same_photos, args=(path, 40, start)) for _ in range(workers)]
+    procs = [ctx.Process(target=_enroll_same_photos, args=(path, 40, start)) for _ in range(workers)]
     for p in procs:
         p.start()
     for p in procs:

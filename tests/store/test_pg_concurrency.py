@@ -34,7 +34,7 @@ def open_backend(request, tmp_path):
     return lambda: PgVectorGallery(url, schema=schema)
 
 
-def _enrol_until_killed(open_gallery, fd: int, seed: int) -> None:
+def _enroll_until_killed(open_gallery, fd: int, seed: int) -> None:
     g = open_gallery()
     rng = np.random.default_rng(seed)
     os.write(fd, b"ready\n")
@@ -46,13 +46,13 @@ def _enrol_until_killed(open_gallery, fd: int, seed: int) -> None:
 
 @pytest.mark.parametrize("open_backend", ["sqlite", pytest.param("pgvector", marks=pytest.mark.pgvector)],
                          indirect=True)
-def test_kill9_during_enrolment_20_rounds(open_backend):
+def test_kill9_during_enrollment_20_rounds(open_backend):
     open_backend().close()  # create the gallery
     acked: set[str] = set()
     rng = np.random.default_rng(7)
     for round_ in range(20):
         r, w = os.pipe()
-        proc = FORK.Process(target=_enrol_until_killed, args=(open_backend, w, round_), daemon=True)
+        proc = FORK.Process(target=_enroll_until_killed, args=(open_backend, w, round_), daemon=True)
         proc.start()
         os.close(w)
         os.set_blocking(r, False)

@@ -75,7 +75,7 @@ def test_deleted_vectors_leave_no_bytes_on_disk(tmp_path):
     assert kept == 180
 
 
-def _enrol_worker(path: str, wid: int, n: int) -> None:
+def _enroll_worker(path: str, wid: int, n: int) -> None:
     g = SQLiteGallery(path)
     rng = np.random.default_rng(wid)
     for i in range(n):
@@ -87,7 +87,7 @@ def test_two_processes_enrolling_at_once(tmp_path):
     path = str(tmp_path / "g.sqlite")
     SQLiteGallery(path).close()
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_enrol_worker, args=(path, w, 60)) for w in range(2)]
+    procs = [ctx.Process(target=_enroll_worker, args=(path, w, 60)) for w in range(2)]
     for p in procs:
         p.start()
     for p in procs:

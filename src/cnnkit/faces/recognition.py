@@ -187,7 +187,8 @@ class EnrollOutcome:
 
 
 def photo_owner_rule(gallery: Gallery, name: str, digest: str, *, move: bool = False, photo: str = "this photo",
-                     where: str | None = None) -> tuple[str, str | None]:
+                     where: str | None = None, remedy: str = "use --force to move it to {name!r}"
+                     ) -> tuple[str, str | None]:
     """What enrolling the photo with SHA-256 ``digest`` as ``name`` (normalised) means for this
     gallery, decided before any encoder runs, with the photo's previous owner: ``"new"``;
     ``"enrolled"`` (this person has it already: nothing to do); ``"moved"`` (it was someone else's
@@ -195,7 +196,7 @@ def photo_owner_rule(gallery: Gallery, name: str, digest: str, *, move: bool = F
 
     Raises:
         PhotoEnrolledError: someone else has it and ``move`` is off (names them; ``where``, default
-            the gallery's path, names the gallery).
+            the gallery's path, names the gallery; ``remedy`` says what to do, ``{name!r}`` filled in).
     """
     owner = gallery.source_owner(digest)
     if owner is None:
@@ -206,7 +207,7 @@ def photo_owner_rule(gallery: Gallery, name: str, digest: str, *, move: bool = F
         gallery.move_source(digest, name)
         return "moved", owner
     raise PhotoEnrolledError(f"{photo}: already enrolled as {owner!r} in {where or gallery.path}; "
-                             f"use --force to move it to {name!r}", owner=owner)
+                             + remedy.format(name=name), owner=owner)
 
 
 def _before_embedding(gallery: Gallery, name: str, photo: str | os.PathLike[str], *, skip_existing: bool,

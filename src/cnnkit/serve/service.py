@@ -184,7 +184,8 @@ class Service:
         g = self.galleries.get(gallery_name)
         digest = hashlib.sha256(data).hexdigest()
         rgb = self.image(data)
-        rule, _ = photo_owner_rule(g, normalize_name(subject), digest, where=gallery_name)
+        rule, _ = photo_owner_rule(g, normalize_name(subject), digest, where=gallery_name,
+                                   remedy="delete that subject's photo first to enroll it as {name!r}")
         if rule == "enrolled":
             return 200, {"gallery": gallery_name, "subject": subject, "enrolled": False,
                          "detail": "this photo is already enrolled for this subject"}
