@@ -46,3 +46,22 @@ def test_the_network_is_a_module_of_named_parts() -> None:
     net = DlibResNet.from_dat(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat"))
     assert isinstance(net, nn.Module) and net.embedding_dim == 128 and not net.training
     assert sum(isinstance(m, ResidualBlock) for m in net.modules()) == 14
+
+
+def test_folded_network_equals_the_unfolded_one(pipeline, astronaut) -> None:
+    import torch
+
+    from cnnkit.nn.dlib_resnet import Affine, DlibResNet
+
+    net = DlibResNet.from_dat(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat"))
+    folded = net.fold()
+    assert not any(isinstance(m, Affine) for m in folded.modules())
+    assert sum(isinstance(m, Affine) for m in net.modules()) == 29  # the original is unchanged
+    chip = pipeline.align(astronaut, pipeline.detect(astronaut)[0])
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(np.stack([chip, chip[:, ::-1], rng.integers(0, 256, chip.shape, dtype=np.uint8)])
+                         .astype(np.float32)).permute(0, 3, 1, 2)
+    with torch.inference_mode():
+        a, b = net(x), folded(x)
+    assert a.abs().max() > 0.05
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=0)

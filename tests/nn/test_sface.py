@@ -87,3 +87,20 @@ def test_not_an_onnx_file(tmp_path) -> None:
     bad.write_bytes(b"\xff\xff\xff")
     with pytest.raises(WeightsError, match="x.onnx"):
         read_onnx(bad)
+
+
+def test_folded_network_equals_the_unfolded_one() -> None:
+    from cnnkit.nn.sface import FoldedSFaceNet
+
+    net = load_sface()
+    folded = net.fold()
+    assert isinstance(folded, FoldedSFaceNet)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.from_numpy(np.random.default_rng(3).uniform(0, 255, (3, 3, 112, 112)).astype(np.float32))
+    with torch.inference_mode():
+        a, b = net(x), folded(x)
+        b_nhwc = folded(x.contiguous(memory_format=torch.channels_last))
+    assert a.abs().max() > 0.1  # not a degenerate output
+    torch.testing.assert_close(b, a, atol=2e-5, rtol=0)
+    torch.testing.assert_close(b_nhwc, a, atol=2e-5, rtol=0)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # the original is unchanged

@@ -172,6 +172,19 @@ def _check_crops(crops: list[np.ndarray], size: int) -> None:
             raise ShapeError(f"crops[{i}] must be uint8, got {crop.dtype}")
 
 
+def _run_batches(model: Any, crops: list[np.ndarray], device: str, max_batch: int) -> np.ndarray:
+    """A torch network over uint8 (S, S, 3) RGB chips, ``max_batch`` at a time: (N, D) float32.
+    The chips go in as float 0-255 (B, 3, S, S), channels-last (the layout they are stored in)."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(crops), max_batch):
+            x = torch.from_numpy(np.stack(crops[i: i + max_batch])).to(device).permute(0, 3, 1, 2).float()
+            out.append(model(x).cpu().numpy())
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
 class _WeightsFile:
     """``weights_sha256`` and ``tag`` of an encoder whose weights are one file (``_weights_path()``)."""
 
@@ -211,6 +224,8 @@ class DlibResNetEncoder(_WeightsFile):
 
     name = "dlib_resnet"
     version = "1"
+    #: chips per network pass (torch backend)
+    max_batch = 32
     dim = 128
     default_threshold = 0.6
     #: the same threshold for L2-normalised embeddings (fusion): 0.6 / 1.42, their mean norm on LFW
@@ -243,7 +258,7 @@ class DlibResNetEncoder(_WeightsFile):
             if self.backend == "torch":
                 from cnnkit.nn.dlib_resnet import DlibResNet
 
-                self._model = DlibResNet.from_dat(self._weights_path()).to(self.device)
+                self._model = DlibResNet.from_dat(self._weights_path()).fold().to(self.device)
             else:
                 import dlib
 
@@ -268,11 +283,7 @@ class DlibResNetEncoder(_WeightsFile):
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._get_model()
         if self.backend == "torch":
-            import torch
-
-            x = torch.from_numpy(np.ascontiguousarray(np.stack(crops))).to(self.device).permute(0, 3, 1, 2).float()
-            with torch.inference_mode():
-                return model(x).cpu().numpy().astype(np.float32).reshape(len(crops), self.dim)
+            return _run_batches(model, crops, self.device, self.max_batch)
         chips = [np.ascontiguousarray(c) for c in crops]
         vecs = model.compute_face_descriptor(chips, self.num_jitters)
         return np.asarray([np.asarray(v) for v in vecs], dtype=np.float32).reshape(len(chips), self.dim)
@@ -294,6 +305,9 @@ class SFaceEncoder(_WeightsFile):
 
     name = "sface"
     version = "1"
+    #: chips per network pass: on one CPU thread the time per chip grows past about 8 (the
+    #: 112x112 activations leave the cache; ``benchmarks/enroll_throughput.py``)
+    max_batch = 8
     dim = 128
     default_threshold = 1.128
     chip_size = 112
@@ -329,8 +343,6 @@ class SFaceEncoder(_WeightsFile):
         Returns:
             embeddings, float32 of shape (N, 128), unit rows.
         """
-        import torch
-
         crops = list(crops)
         _check_crops(crops, self.chip_size)
         if not crops:
@@ -338,11 +350,9 @@ class SFaceEncoder(_WeightsFile):
         if self._model is None:
             from cnnkit.nn.sface import load_sface
 
-            self._model = load_sface(self._weights_path(), device=self.device)
-        x = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
-        with torch.inference_mode():
-            emb = torch.nn.functional.normalize(self._model(x), dim=1)
-        return emb.cpu().numpy().astype(np.float32)
+            self._model = load_sface(self._weights_path(), device=self.device).fold()
+        emb = _run_batches(self._model, crops, self.device, self.max_batch)
+        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
     def __repr__(self) -> str:
         return f"SFaceEncoder(weights={self.weights!r})"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cnnkit.core.checks import check_shape
@@ -26,9 +27,10 @@ from cnnkit.core.download import sha256_file
 from cnnkit.core.errors import WeightsError
 from cnnkit.core.assets import missing_weights_error
 from cnnkit.core.paths import cache_dir, package_file
+from cnnkit.nn.fold import batchnorm_scale_shift, fold_scale_shift, pointwise_conv
 
-__all__ = ["SFACE_FILE", "SFACE_SHA256", "SFACE_TEMPLATE", "SFaceNet", "sface_weights_path", "dequantize_sface",
-           "load_sface"]
+__all__ = ["SFACE_FILE", "SFACE_SHA256", "SFACE_TEMPLATE", "SFaceNet", "FoldedSFaceNet", "sface_weights_path",
+           "dequantize_sface", "load_sface"]
 
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
@@ -83,6 +85,53 @@ class SFaceNet(nn.Module):
         check_shape(img, "B 3 112 112", name="img")
         x = self.features((img - 127.5) * 0.0078125)
         return self.fc_bn(self.fc(self.bn1(x).flatten(1)))
+
+    def fold(self) -> "FoldedSFaceNet":
+        """The same network for inference, faster (:class:`FoldedSFaceNet`; this one is unchanged)."""
+        return FoldedSFaceNet(self).eval()
+
+
+class FoldedSFaceNet(nn.Module):
+    """:class:`SFaceNet` for inference, the same function up to float rounding: every BatchNorm
+    folded into the convolution before it, ``bn1``, ``fc`` and ``fc_bn`` into one linear layer,
+    activations channels-last (the depthwise convolutions are then an order of magnitude faster on
+    the CPU), the pointwise ones by oneDNN (:func:`~cnnkit.nn.fold.pointwise_conv`).
+    Build it with :meth:`SFaceNet.fold`. (B, 3, 112, 112) RGB 0-255 -> (B, 128)."""
+
+    def __init__(self, net: SFaceNet) -> None:
+        super().__init__()
+        self.strides: list[int] = []
+        self.groups: list[int] = []
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.slopes = nn.ParameterList()
+        for layer in net.features:
+            w, b = fold_scale_shift(layer.conv.weight, None, *batchnorm_scale_shift(layer.bn))
+            self.weights.append(nn.Parameter(w, requires_grad=False))
+            self.biases.append(nn.Parameter(b, requires_grad=False))
+            self.slopes.append(nn.Parameter(layer.prelu.weight.detach().clone(), requires_grad=False))
+            self.strides.append(layer.conv.stride[0])
+            self.groups.append(layer.conv.groups)
+        # fc_bn(fc(bn1(x).flatten(1))): bn1's scale and shift per input channel (49 inputs each)
+        s1, t1 = batchnorm_scale_shift(net.bn1)
+        w = net.fc.weight.double().view(128, 1024, 7, 7)
+        bias = net.fc.bias.double() + (w * t1.view(1, -1, 1, 1)).sum(dim=(1, 2, 3))
+        w = w * s1.view(1, -1, 1, 1)
+        w, bias = fold_scale_shift(w, bias, *batchnorm_scale_shift(net.fc_bn))
+        # flattened in (H, W, C) order, as the channels-last map is stored
+        self.fc_weight = nn.Parameter(w.permute(0, 2, 3, 1).reshape(128, -1).contiguous(), requires_grad=False)
+        self.fc_bias = nn.Parameter(bias, requires_grad=False)
+
+    def forward(self, img: Tensor) -> Tensor:
+        check_shape(img, "B 3 112 112", name="img")
+        x = ((img - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+        for w, b, a, stride, groups in zip(self.weights, self.biases, self.slopes, self.strides, self.groups):
+            if w.shape[2] == 1:
+                x = pointwise_conv(x, w, b)
+            else:
+                x = F.conv2d(x, w, b, stride, 1, 1, groups)
+            x = F.prelu(x, a)
+        return F.linear(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1), self.fc_weight, self.fc_bias)
 
 
 def sface_weights_path() -> Path:
