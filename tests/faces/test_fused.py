@@ -101,3 +101,21 @@ def test_block_sq_head_over_a_fusion_decides_by_the_fitted_weights() -> None:
     head = fit_head(a, b, same, features=("block_sq",), blocks=(3, 3), stored_weights=(0.5, 0.5))
     fused = fusion_from_head(json.loads(head.to_json()), (0.5, 0.5))
     assert fused["fusion_weights"][0] > 0.5
+
+
+def test_mirror_averaging_per_part() -> None:
+    from cnnkit.faces.fused import FusedEncoder
+
+    enc = FusedEncoder.from_spec("dlib_resnet*0.5+sface*0.5", part_flips=(True, False))
+    pipe = FacePipeline(enc, threads=1)
+    assert pipe.part_flips == (True, False) and "|flip=10|" in pipe.config_key
+    dlib_part, sface_part = pipe.part_pipelines()
+    assert dlib_part.flip and not sface_part.flip
+    assert dlib_part.config_key == FacePipeline("dlib_resnet", threads=1).config_key  # caches shared
+    f = ORL / "s4" / "1.pgm"
+    expected = enc.combine([FacePipeline("dlib_resnet", threads=1).encode_one(f).embedding[None],
+                            FacePipeline("sface", threads=1, flip=False).encode_one(f).embedding[None]])[0]
+    np.testing.assert_allclose(pipe.encode_one(f).embedding, expected, atol=1e-6)
+    # an explicit flip is every part's
+    assert FacePipeline(enc, threads=1, flip=False).part_flips == (False, False)
+    assert "|flip|" in FacePipeline("dlib_resnet+sface", threads=1, flip=True).config_key

@@ -23,12 +23,13 @@ from cnnkit.core.errors import UnknownNameError
 __all__ = ["FUSIONS", "FusedEncoder", "is_fused_spec", "parse_fused_spec", "spec_from_tag", "fusion_from_head",
            "fit_fusion"]
 
-#: parts -> (weights, Euclidean threshold on the fused vector), fitted for accuracy by the binary head over the
-#: parts' squared distances (``--features block_sq``) on LFW pairsDevTrain with the default
-#: pipeline (RetinaFace; dlib's chip by its 5-point predictor for dlib_resnet, OpenCV's template for
-#: sface; mirror averaged): see ``benchmarks/lfw_view1.py``.
-FUSIONS: dict[tuple[str, ...], tuple[tuple[float, ...], float]] = {
-    ("dlib_resnet", "sface"): ((0.76, 0.24), 0.6657),
+#: parts -> (weights, Euclidean threshold on the fused vector, mirror averaging per part), the weights
+#: and threshold fitted for accuracy by the binary head over the parts' squared distances
+#: (``--features block_sq``) on LFW pairsDevTrain with the default pipeline (RetinaFace; dlib's chip
+#: by its 5-point predictor for dlib_resnet, OpenCV's template for sface) and those flips: see
+#: ``benchmarks/lfw_view1.py``.
+FUSIONS: dict[tuple[str, ...], tuple[tuple[float, ...], float, tuple[bool, ...]]] = {
+    ("dlib_resnet", "sface"): ((0.76, 0.24), 0.6657, (True, True)),
 }
 
 _PART = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?:\*\s*([0-9.eE+-]+))?\s*$")
@@ -82,6 +83,8 @@ class FusedEncoder:
         parts: the encoders.
         weights: one positive weight per part, normalised to sum to 1.
         default_threshold: Euclidean distance on the fused vector.
+        part_flips: per part, whether the pipeline averages its embedding with the mirror
+            image's by default (``None``: every part does). A pipeline's explicit ``flip`` overrides it.
     """
 
     version = "1"
@@ -89,10 +92,13 @@ class FusedEncoder:
     whole_image = False
     flip = True
 
-    def __init__(self, parts: list[Any], weights: tuple[float, ...], default_threshold: float) -> None:
-        if len(parts) != len(weights):
-            raise UnknownNameError(f"{len(parts)} encoders but {len(weights)} weights")
+    def __init__(self, parts: list[Any], weights: tuple[float, ...], default_threshold: float,
+                 part_flips: tuple[bool, ...] | None = None) -> None:
+        if len(parts) != len(weights) or (part_flips is not None and len(part_flips) != len(parts)):
+            raise UnknownNameError(f"{len(parts)} encoders but {len(weights)} weights"
+                                   + ("" if part_flips is None else f" and {len(part_flips)} flips"))
         total = float(sum(weights))
+        self.part_flips = tuple(True for _ in parts) if part_flips is None else tuple(bool(f) for f in part_flips)
         self.parts = list(parts)
         self.weights = tuple(float(w) / total for w in weights)
         self.default_threshold = float(default_threshold)
@@ -101,7 +107,10 @@ class FusedEncoder:
         self.blocks = tuple(p.dim for p in self.parts)
 
     @classmethod
-    def from_spec(cls, spec: str, *, device: str = "cpu") -> "FusedEncoder":
+    def from_spec(cls, spec: str, *, device: str = "cpu", part_flips: tuple[bool, ...] | None = None
+                  ) -> "FusedEncoder":
+        """The fusion a spec names; the weights, threshold and per-part flips of :data:`FUSIONS`
+        when the spec gives no weights (or the fitted ones) and no ``part_flips``."""
         from cnnkit.faces.encoders import load_face_encoder
 
         names, weights = parse_fused_spec(spec)
@@ -109,13 +118,14 @@ class FusedEncoder:
         if weights is None:
             weights = fitted[0] if fitted else tuple(1.0 for _ in names)
         parts = [load_face_encoder(n, device=device) for n in names]
-        if fitted and np.allclose(np.asarray(weights) / sum(weights), fitted[0]):
-            threshold = fitted[1]
-        else:  # unfitted weights: from the parts' thresholds on unit vectors, sqrt(sum_k w_k t_k^2)
-            w = np.asarray(weights) / sum(weights)
-            units = [float(getattr(p, "unit_threshold", p.default_threshold)) for p in parts]
-            threshold = float(np.sqrt(sum(wk * t**2 for wk, t in zip(w, units))))
-        return cls(parts, weights, threshold)
+        same = fitted is not None and np.allclose(np.asarray(weights) / sum(weights), fitted[0])
+        if same and part_flips in (None, fitted[2]):
+            return cls(parts, weights, fitted[1], fitted[2])
+        # unfitted weights: from the parts' thresholds on unit vectors, sqrt(sum_k w_k t_k^2)
+        w = np.asarray(weights) / sum(weights)
+        units = [float(getattr(p, "unit_threshold", p.default_threshold)) for p in parts]
+        threshold = float(np.sqrt(sum(wk * t**2 for wk, t in zip(w, units))))
+        return cls(parts, weights, threshold, part_flips)
 
     @property
     def weights_sha256(self) -> str:
@@ -137,7 +147,7 @@ class FusedEncoder:
         return np.concatenate(out, axis=1).astype(np.float32)
 
     def __repr__(self) -> str:
-        return f"FusedEncoder({self.tag!r}, threshold={self.default_threshold})"
+        return f"FusedEncoder({self.tag!r}, threshold={self.default_threshold}, part_flips={self.part_flips})"
 
 
 

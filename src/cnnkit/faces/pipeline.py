@@ -63,7 +63,7 @@ class FacePipeline:
         alignment: one of :data:`ALIGNMENTS`; ``"sp5"`` is always used with ``"hog"``.
         flip: encode each chip and its mirror image and average the two embeddings (twice the
             encoder time); ``None``: the encoder's own default (``encoder.flip``: on for dlib
-            ResNet, the ``input.flip_tta`` of a trained model).
+            ResNet, the ``input.flip_tta`` of a trained model; a fused encoder's ``part_flips``).
 
     The defaults (``"sp5"`` alignment, ``flip=True``) had the best accuracy on LFW's
     pairsDevTrain among the variants in ``benchmarks/lfw_view1.py`` (0.9923; 0.990 on
@@ -117,6 +117,10 @@ class FacePipeline:
         )
         self.alignment = "sp5" if detector == "hog" else alignment
         self.flip = bool(self.encoder.flip if flip is None else flip)
+        #: a fused encoder's mirror averaging per part: ``flip`` when given, else the encoder's own
+        self.part_flips: tuple[bool, ...] = tuple(
+            self.flip if flip is not None else bool(f)
+            for f in getattr(self.encoder, "part_flips", [True] * len(getattr(self.encoder, "parts", ()))))
         for value, known in ((retry_enhance, ENHANCERS), (chip_enhance, ENHANCERS + ("retried",))):
             if value not in known:
                 raise UnknownNameError(f"unknown illumination enhancement {value!r}; known: {', '.join(known)}")
@@ -153,15 +157,17 @@ class FacePipeline:
         cfg = self.detector.config
         settings = ",".join(f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg) if f.name != "threads")
         chip = f"|chip={self.chip_enhance}" if self.chip_enhance not in ("none", "retried") else ""
-        return f"{self.tag}|{self.detector.tag}|{settings}{chip}|align={self.alignment}" + ("|flip" if self.flip else "")
+        flips = self.part_flips or (self.flip,)
+        flip = "|flip" if all(flips) else "" if not any(flips) else "|flip=" + "".join("01"[f] for f in flips)
+        return f"{self.tag}|{self.detector.tag}|{settings}{chip}|align={self.alignment}{flip}"
 
     def part_pipelines(self) -> list["FacePipeline"]:
         """For a fused encoder, one pipeline per part, sharing this one's detector and settings
         (their ``config_key`` is the part's own, so cached embeddings of the part are reused)."""
         out = []
-        for part in getattr(self.encoder, "parts", ()):
+        for part, flip in zip(getattr(self.encoder, "parts", ()), self.part_flips):
             other = copy.copy(self)
-            other.encoder = part
+            other.encoder, other.flip, other.part_flips = part, flip, ()
             out.append(other)
         return out
 
@@ -230,8 +236,8 @@ class FacePipeline:
         (:func:`~cnnkit.faces.encoders.embed_chips`; a fused encoder's parts each on their own chips)."""
         parts = getattr(self.encoder, "parts", None)
         if parts is not None:
-            return self.encoder.combine([embed_chips(p, [c[k] for c in chips], flip=self.flip)
-                                         for k, p in enumerate(parts)])
+            return self.encoder.combine([embed_chips(p, [c[k] for c in chips], flip=f)
+                                         for k, (p, f) in enumerate(zip(parts, self.part_flips))])
         return embed_chips(self.encoder, chips, flip=self.flip)
 
     # -- whole pipeline ---------------------------------------------------------------------
