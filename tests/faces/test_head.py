@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -70,3 +71,34 @@ def test_sample_pairs_balances_same_and_different():
 def test_head_help():
     res = CliRunner().invoke(cli, ["head", "train", "--help"])
     assert res.exit_code == 0 and "--features" in res.output and "--test" in res.output
+
+
+@pytest.mark.parametrize("features, pairs_per_person", [("abs", 5), ("sq", 10)])
+def test_head_train_stores_the_better_method_and_auto_decides_by_it(orl_dir, tmp_path, features, pairs_per_person):
+    """`head train --test --db` stores "head" as the method exactly when the head beat the best single
+    threshold on the test pairs; `verify`/`identify --method auto` then decide by it (with this
+    seeded model and these ORL people: the head wins with abs features, the threshold with sq)."""
+    folder = _people(orl_dir, tmp_path, names=("s1", "s2", "s3", "s4", "s5", "s6"))
+    model, db = tmp_path / "model", tmp_path / "g.sqlite"
+    _tiny_model(model)
+    run = CliRunner().invoke
+    res = run(cli, ["face", "enroll", "--folders", str(folder), "--encoder", str(model), "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    res = run(cli, ["head", "train", str(folder), "--encoder", str(model), "--features", features,
+                    "--pairs-per-person", str(pairs_per_person), "--test", str(folder),
+                    "-o", str(tmp_path / "head.json"), "--db", str(db), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    head_won = out["test_head_accuracy"] > out["test_threshold_accuracy"]
+    assert head_won == (features == "abs")
+    assert out["better"] == ("head" if head_won else "threshold")
+    with open_gallery(db) as gallery:
+        assert gallery.get_setting(out["encoder_tag"], "method") == out["better"]
+    expected = "head" if head_won else "distance"
+    photo = orl_dir / "s2" / "5.pgm"
+    res = run(cli, ["face", "verify", "s2", str(photo), "--encoder", str(model), "--db", str(db), "--format", "json"])
+    assert res.exit_code in (0, 1), res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["method"] == expected
+    res = run(cli, ["face", "identify", str(photo), "--encoder", str(model), "--db", str(db), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["method"] == expected
