@@ -5,12 +5,13 @@ Rows, all measured in this run on the same photos (decoded once, beforehand, exc
 - cnnkit face enroll: the path the command runs (``faces.recognition.enroll_photos``: hash, decode,
   detect, align, batched encoder, one committed transaction per photo into a fresh SQLite gallery);
 
-- cnnkit default: RetinaFace (ONNX) + dlib 5-point shape predictor + dlib ResNet in PyTorch on the
-  chip and its mirror image (two encoder passes per face), batched;
-- cnnkit, one pass: the same without the mirror image;
-- cnnkit, dlib backend: the default with the encoder run by dlib itself;
-- cnnkit sface, and the fusion dlib_resnet+sface (one detection, each encoder on its own chip and
-  its mirror image);
+- cnnkit default (``DEFAULT_ENCODER``, the fusion dlib_resnet+sface): RetinaFace (ONNX), then dlib's
+  5-point shape predictor and dlib's ResNet in PyTorch on its chip and the chip's mirror image, and
+  SFace in PyTorch on its own chip alone; batched;
+- cnnkit, one pass: the same without any mirror image;
+- cnnkit dlib_resnet alone (RetinaFace + 5-point predictor + dlib ResNet, chip and mirror image),
+  sface alone (chip and mirror image), the fusion with both parts mirrored and with SFace's only;
+- cnnkit, dlib backend: dlib_resnet with the encoder run by dlib itself;
 - face_recognition pipeline: dlib HOG detector (upsample 1) + 5-point shape predictor + dlib's
   own encoder called face by face, as ``face_recognition.face_encodings`` does.
 
@@ -30,6 +31,7 @@ import numpy as np
 from cnnkit.data.image_io import load_image
 from cnnkit.faces import FacePipeline, load_face_encoder
 from cnnkit.faces.encoders import DEFAULT_ENCODER
+from cnnkit.faces.fused import FusedEncoder
 from cnnkit.faces.pipeline import primary_face
 
 
@@ -86,6 +88,14 @@ def run(label: str, pipe: FacePipeline, images: list[np.ndarray], *, batch: int)
     }
 
 
+def _flips(pipe: FacePipeline) -> str:
+    """"flip", "no flip", or for a fusion with some parts mirrored: which ones."""
+    flips = pipe.part_flips or (pipe.flip,)
+    if all(flips) or not any(flips):
+        return "flip" if flips[0] else "no flip"
+    return "flip " + "+".join(p.name for p, f in zip(pipe.encoder.parts, flips) if f) + " only"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_lfw = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "lfw"
@@ -109,15 +119,19 @@ def main() -> None:
     load_ms = 1000 * (time.perf_counter() - t0) / len(images)
     rows = [
         run_enroll("cnnkit face enroll (files -> gallery)", FacePipeline(threads=args.threads), files),
-        run(f"cnnkit default ({DEFAULT_ENCODER}, flip)", FacePipeline(threads=args.threads), images, batch=args.batch),
+        run(f"cnnkit default ({DEFAULT_ENCODER}, {_flips(FacePipeline(threads=args.threads))})",
+            FacePipeline(threads=args.threads), images, batch=args.batch),
         run("cnnkit default, no flip (one encoder pass)", FacePipeline(threads=args.threads, flip=False), images,
             batch=args.batch),
         run("cnnkit dlib_resnet (retinaface+sp5, flip)", FacePipeline("dlib_resnet", threads=args.threads), images,
             batch=args.batch),
         run("cnnkit sface (retinaface, flip)", FacePipeline("sface", threads=args.threads), images, batch=args.batch),
-        run("cnnkit dlib_resnet+sface (flip)", FacePipeline("dlib_resnet+sface", threads=args.threads), images,
-            batch=args.batch),
-        run("cnnkit, dlib backend encoder",
+        run("cnnkit dlib_resnet+sface (flip both)", FacePipeline("dlib_resnet+sface", threads=args.threads, flip=True),
+            images, batch=args.batch),
+        run("cnnkit dlib_resnet+sface (flip sface only)",
+            FacePipeline(FusedEncoder.from_spec("dlib_resnet+sface", part_flips=(False, True)), threads=args.threads),
+            images, batch=args.batch),
+        run("cnnkit dlib_resnet, dlib backend encoder",
             FacePipeline(load_face_encoder("dlib_resnet", backend="dlib"), threads=args.threads), images,
             batch=args.batch),
         run("face_recognition (hog + sp5 + dlib, 1 by 1)",
@@ -132,11 +146,11 @@ def main() -> None:
         return
     print(f"{len(images)} LFW photos (250x250 JPEG, decode {load_ms:.1f} ms each, not counted); "
           f"{args.threads} threads; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    head = f"{'pipeline':45s} {'faces':>5s} {'detect ms':>9s} {'align ms':>8s} {'encode ms':>9s} {'faces/s':>8s}"
+    head = f"{'pipeline':52s} {'faces':>5s} {'detect ms':>9s} {'align ms':>8s} {'encode ms':>9s} {'faces/s':>8s}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['pipeline']:45s} {r['faces']:5d} {r['detect_ms']:9.1f} {r['align_ms']:8.1f} "
+        print(f"{r['pipeline']:52s} {r['faces']:5d} {r['detect_ms']:9.1f} {r['align_ms']:8.1f} "
               f"{r['encode_ms']:9.1f} {r['faces_per_s']:8.2f}")
 
 

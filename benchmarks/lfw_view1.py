@@ -4,8 +4,8 @@ Side by side in one run: cnnkit's default pipeline; the dlib ResNet alone (Retin
 5-point shape predictor in a box placed from RetinaFace's landmarks; dlib's chip; the chip and its
 mirror image, averaged) and its variants (RetinaFace's own landmarks on a fitted template, a joint
 10-point fit, without the mirror); SFace alone (RetinaFace's points on OpenCV's 112x112 template,
-mirror averaged); the two fused (weighted concatenation: the weights in ``faces.fused.FUSIONS``, and
-equal weights); binary heads fitted on pairsDevTrain (``block_sq`` over the fusion: its weights
+mirror averaged, and not); the two fused (weighted concatenation: the weights in ``faces.fused.FUSIONS``,
+and equal weights with either, both or no part mirror averaged); binary heads fitted on pairsDevTrain (``block_sq`` over the fusion: its weights
 and threshold; ``abs`` per dimension); and the face_recognition pipeline (dlib HOG detector,
 5-point landmarks, the same dlib ResNet encoder, no mirror). Embeddings are cached on disk per pipeline
 configuration (``cache_dir()/face_encodings``), so a second run only re-does the arithmetic.
@@ -28,14 +28,21 @@ import numpy as np
 
 from cnnkit.eval.verification import accuracy_at, best_threshold
 from cnnkit.faces import FacePipeline
+from cnnkit.faces.fused import FusedEncoder
 from cnnkit.faces.pairs import pair_distances, read_pairs
 
 PIPELINES = {
     "cnnkit default": dict(),
     "cnnkit dlib_resnet (retinaface + sp5, flip)": dict(encoder="dlib_resnet"),
     "cnnkit sface (retinaface, own template, flip)": dict(encoder="sface"),
+    "cnnkit sface (retinaface, own template)": dict(encoder="sface", flip=False),
     "cnnkit dlib_resnet+sface (fused, fitted weights)": dict(encoder="dlib_resnet+sface"),
     "cnnkit dlib_resnet+sface (fused, equal weights)": dict(encoder="dlib_resnet*1+sface*1"),
+    "cnnkit dlib_resnet+sface (fused, equal weights, flip dlib only)": dict(
+        encoder=FusedEncoder.from_spec("dlib_resnet*1+sface*1", part_flips=(True, False))),
+    "cnnkit dlib_resnet+sface (fused, equal weights, flip sface only)": dict(
+        encoder=FusedEncoder.from_spec("dlib_resnet*1+sface*1", part_flips=(False, True))),
+    "cnnkit dlib_resnet+sface (fused, equal weights, no flip)": dict(encoder="dlib_resnet*1+sface*1", flip=False),
     "cnnkit dlib_resnet (retinaface + sp5)": dict(encoder="dlib_resnet", alignment="sp5", flip=False),
     "cnnkit dlib_resnet (retinaface + landmark template)": dict(encoder="dlib_resnet", alignment="landmarks", flip=False),
     "cnnkit dlib_resnet (retinaface + template, flip)": dict(encoder="dlib_resnet", alignment="landmarks", flip=True),
@@ -46,6 +53,10 @@ PIPELINES = {
 #: binary heads fitted on pairsDevTrain over the embeddings of a pipeline, scored on pairsDevTest
 HEADS = {
     "head block_sq over dlib_resnet+sface": ("cnnkit dlib_resnet+sface (fused, equal weights)", ("block_sq",)),
+    "head block_sq, flip dlib only": ("cnnkit dlib_resnet+sface (fused, equal weights, flip dlib only)", ("block_sq",)),
+    "head block_sq, flip sface only": ("cnnkit dlib_resnet+sface (fused, equal weights, flip sface only)",
+                                       ("block_sq",)),
+    "head block_sq, no flip": ("cnnkit dlib_resnet+sface (fused, equal weights, no flip)", ("block_sq",)),
     "head abs over dlib_resnet+sface": ("cnnkit dlib_resnet+sface (fused, equal weights)", ("abs",)),
     "head abs over dlib_resnet": ("cnnkit dlib_resnet (retinaface + sp5, flip)", ("abs",)),
 }
@@ -130,11 +141,11 @@ def main() -> None:
                           "test_pairs": len(test), "results": rows}))
         return
     print(f"LFW View 1: threshold on {len(train)} pairsDevTrain pairs, accuracy on {len(test)} pairsDevTest pairs")
-    head = f"{'pipeline':52s} {'thr':>6s} {'train':>7s} {'test':>7s} {'test@dflt':>9s} {'no-face img':>11s} {'wall s':>7s}"
+    head = f"{'pipeline':66s} {'thr':>6s} {'train':>7s} {'test':>7s} {'test@dflt':>9s} {'no-face img':>11s} {'wall s':>7s}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['pipeline']:52s} {r['threshold']:6.3f} {r['train_accuracy']:7.4f} {r['test_accuracy']:7.4f} "
+        print(f"{r['pipeline']:66s} {r['threshold']:6.3f} {r['train_accuracy']:7.4f} {r['test_accuracy']:7.4f} "
               f"{r['test_accuracy_at_default']:9.4f} {r['images_without_face']:11d} {r['wall_s']:7.1f}")
     if dlib is not None and sface is not None:
         print(f"pairsDevTest errors: {int((dlib & ~sface).sum())} only dlib_resnet, {int((sface & ~dlib).sum())} only "

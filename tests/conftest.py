@@ -45,10 +45,10 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 @pytest.fixture(scope="session")
 def pipeline():
-    """One face pipeline per session (weights load once)."""
+    """One dlib ResNet face pipeline per session (weights load once)."""
     from cnnkit.faces import FacePipeline
 
-    return FacePipeline(threads=2)
+    return FacePipeline("dlib_resnet", threads=2)
 
 
 @pytest.fixture(scope="session")

@@ -119,3 +119,15 @@ def test_mirror_averaging_per_part() -> None:
     # an explicit flip is every part's
     assert FacePipeline(enc, threads=1, flip=False).part_flips == (False, False)
     assert "|flip|" in FacePipeline("dlib_resnet+sface", threads=1, flip=True).config_key
+
+
+def test_the_default_is_the_fitted_fusion() -> None:
+    from cnnkit.faces.fused import FUSIONS
+
+    pipe = FacePipeline(threads=1)
+    weights, threshold, flips = FUSIONS[("dlib_resnet", "sface")]
+    assert [p.name for p in pipe.encoder.parts] == ["dlib_resnet", "sface"]
+    assert pipe.encoder.weights == pytest.approx(weights) and pipe.default_threshold == threshold
+    assert pipe.part_flips == flips == (True, False)
+    assert choose_encoder(None, pipe.tag) == "dlib_resnet*0.8+sface*0.2"
+    assert load_face_encoder(choose_encoder(None, pipe.tag)).part_flips == flips  # a gallery's tag: same flips

@@ -76,7 +76,7 @@ def test_pair_distances_on_orl_with_cache(orl_dir: Path, tmp_path: Path) -> None
     pairs_file = tmp_path / "pairs.txt"
     pairs_file.write_text("3\ns1 1 2\ns2 1 2\ns3 1 2\ns1 1 s2 1\ns2 2 s3 1\ns4 1 s1 2\n")
     pf = read_pairs(pairs_file)
-    pipe = CountingPipeline()
+    pipe = CountingPipeline("dlib_resnet")
     dist, labels, no_face = pair_distances(pipe, pf, root, cache_dir=tmp_path / "cache", progress=False)
     assert CountingPipeline.encoded == 7 and no_face == ["s4/s4_0001.jpg"]
     assert labels.tolist() == [True, True, True, False, False, False]
@@ -86,6 +86,6 @@ def test_pair_distances_on_orl_with_cache(orl_dir: Path, tmp_path: Path) -> None
     assert CountingPipeline.encoded == 7  # the second run encodes nothing
     np.testing.assert_array_equal(again[0], dist)
     assert again[2] == no_face
-    other = CountingPipeline(min_face_size=30)  # other settings: other cache entry
+    other = CountingPipeline("dlib_resnet", min_face_size=30)  # other settings: other cache entry
     pair_distances(other, pf, root, cache_dir=tmp_path / "cache", progress=False)
     assert CountingPipeline.encoded == 14

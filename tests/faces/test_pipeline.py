@@ -21,7 +21,7 @@ def _dist(a: FaceResult, b: FaceResult) -> float:
 def test_import_loads_no_model_or_opencv() -> None:
     code = ("import sys, cnnkit.faces as f; p = f.FacePipeline(); "
             "print(sorted(m for m in ('cv2', 'dlib', 'onnxruntime', 'torch') if m in sys.modules), "
-            "p.detector._session is None, p.encoder._model is None)")
+            "p.detector._session is None, all(e._model is None for e in getattr(p.encoder, 'parts', [p.encoder])))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[] True True"
 
@@ -72,7 +72,7 @@ def test_encode_many_keeps_order_and_reports_errors(pipeline, orl_dir: Path, tmp
     blank = tmp_path / "blank.png"
     Image.fromarray(np.zeros((100, 100), np.uint8)).save(blank)
     paths = [orl_dir / "s1/1.pgm", bad, orl_dir / "s2/1.pgm", blank, orl_dir / "s3/1.pgm"]
-    small = FacePipeline(batch_size=2)
+    small = FacePipeline("dlib_resnet", batch_size=2)
     out = list(small.encode_many(paths))
     assert [p for p, _ in out] == paths
     kinds = [type(r).__name__ for _, r in out]
@@ -92,9 +92,9 @@ def test_primary_face_prefers_central_among_large() -> None:
 
 
 def test_hog_pipeline_runs(orl_dir: Path) -> None:
-    hog = FacePipeline(detector="hog")
+    hog = FacePipeline("dlib_resnet", detector="hog")
     assert hog.alignment == "sp5"
-    assert hog.tag == FacePipeline().tag  # same encoder, same tag
+    assert hog.tag == FacePipeline("dlib_resnet").tag  # same encoder, same tag
     res = hog.faces(orl_dir / "s1/1.pgm")
     assert len(res) <= 1  # HOG often misses ORL's tight crops: the reason RetinaFace is the default
 
@@ -107,13 +107,13 @@ def test_lfw_same_and_different_people(pipeline, lfw_dir: Path) -> None:
 
 
 def test_alignments_and_flip(astronaut: np.ndarray) -> None:
-    base = FacePipeline(flip=False)
+    base = FacePipeline("dlib_resnet", flip=False)
     det = base.detect(astronaut)[0]
-    chips = {a: FacePipeline(alignment=a).align(astronaut, det) for a in ("landmarks", "sp5", "joint")}
+    chips = {a: FacePipeline("dlib_resnet", alignment=a).align(astronaut, det) for a in ("landmarks", "sp5", "joint")}
     e = base.encode(list(chips.values()))
     assert e.shape == (3, 128)
     assert max(np.linalg.norm(e[0] - e[1]), np.linalg.norm(e[0] - e[2])) < 0.25  # same face, slightly moved
-    flip = FacePipeline(flip=True)
+    flip = FacePipeline("dlib_resnet", flip=True)
     chip = chips["landmarks"]
     expected = (base.encode([chip])[0] + base.encode([chip[:, ::-1].copy()])[0]) / 2
     np.testing.assert_allclose(flip.encode([chip])[0], expected, atol=1e-5)
