@@ -1,6 +1,6 @@
 """The face pipeline: image -> detect -> align -> encode, in one object that keeps its models.
 
->>> pipe = FacePipeline()                        # RetinaFace + dlib ResNet, weights load on first use
+>>> pipe = FacePipeline()                        # RetinaFace + dlib ResNet and SFace fused, weights load on first use
 >>> face = pipe.encode_one("alice.jpg")          # exactly one face required
 >>> [f.box for f in pipe.faces("group.jpg")]     # every face, largest first
 """
@@ -65,8 +65,8 @@ class FacePipeline:
             encoder time); ``None``: the encoder's own default (``encoder.flip``: on for dlib
             ResNet, the ``input.flip_tta`` of a trained model; a fused encoder's ``part_flips``).
 
-    The defaults (``"sp5"`` alignment, ``flip=True``) had the best accuracy on LFW's
-    pairsDevTrain among the variants in ``benchmarks/lfw_view1.py`` (0.9923; 0.990 on
+    For dlib's ResNet, the defaults (``"sp5"`` alignment, ``flip=True``) had the best accuracy on
+    LFW's pairsDevTrain among the variants in ``benchmarks/lfw_view1.py`` (0.9923; 0.990 on
     pairsDevTest with the threshold 0.599 chosen on pairsDevTrain).
         batch_size: chips per encoder call in :meth:`encode_many`.
         retry_enhance: when the photo gives no face, detect again on a copy enhanced by this
