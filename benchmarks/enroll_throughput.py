@@ -6,11 +6,12 @@ faces per wall second and per CPU second of this process (the second is steadier
 - cnnkit face enroll: the path the command runs (``faces.recognition.enroll_photos``: hash, decode,
   detect, align, batched encoder, one committed transaction per photo into a fresh SQLite gallery);
 
-- cnnkit default (``DEFAULT_ENCODER``), and the same without any mirror image (one encoder pass);
-- cnnkit dlib_resnet: RetinaFace (ONNX) + dlib 5-point shape predictor + dlib ResNet in PyTorch on
-  the chip and its mirror image (two encoder passes per face), batched; sface alone (chip and mirror);
-- the fusion dlib_resnet+sface as named (one detection; dlib's ResNet on its chip and the mirror
-  image, SFace on its own chip alone), and with both parts mirrored, and with SFace's only;
+- cnnkit default (``DEFAULT_ENCODER``, the fusion dlib_resnet+sface): RetinaFace (ONNX), then dlib's
+  5-point shape predictor and dlib's ResNet in PyTorch on its chip and the chip's mirror image, and
+  SFace in PyTorch on its own chip alone; batched;
+- cnnkit, one pass: the same without any mirror image;
+- cnnkit dlib_resnet alone (RetinaFace + 5-point predictor + dlib ResNet, chip and mirror image),
+  sface alone (chip and mirror image), the fusion with both parts mirrored and with SFace's only;
 - cnnkit, dlib backend: dlib_resnet with the encoder run by dlib itself;
 - face_recognition pipeline: dlib HOG detector (upsample 1) + 5-point shape predictor + dlib's
   own encoder called face by face, as ``face_recognition.face_encodings`` does.
@@ -124,8 +125,6 @@ def main() -> None:
     load_ms = 1000 * (time.perf_counter() - t0) / len(images)
     rows = [
         run_enroll("cnnkit face enroll (files -> gallery)", FacePipeline(threads=args.threads), files),
-        run_enroll("cnnkit face enroll --encoder dlib_resnet+sface",
-                   FacePipeline("dlib_resnet+sface", threads=args.threads), files),
         run(f"cnnkit default ({DEFAULT_ENCODER}, {_flips(FacePipeline(threads=args.threads))})",
             FacePipeline(threads=args.threads), images, batch=args.batch),
         run("cnnkit default, no flip (one encoder pass)", FacePipeline(threads=args.threads, flip=False), images,
@@ -133,8 +132,6 @@ def main() -> None:
         run("cnnkit dlib_resnet (retinaface+sp5, flip)", FacePipeline("dlib_resnet", threads=args.threads), images,
             batch=args.batch),
         run("cnnkit sface (retinaface, flip)", FacePipeline("sface", threads=args.threads), images, batch=args.batch),
-        run(f"cnnkit dlib_resnet+sface ({_flips(FacePipeline('dlib_resnet+sface', threads=args.threads))})",
-            FacePipeline("dlib_resnet+sface", threads=args.threads), images, batch=args.batch),
         run("cnnkit dlib_resnet+sface (flip both)", FacePipeline("dlib_resnet+sface", threads=args.threads, flip=True),
             images, batch=args.batch),
         run("cnnkit dlib_resnet+sface (flip sface only)",
@@ -163,7 +160,7 @@ def main() -> None:
         print(f"{r['pipeline']:58s} {r['faces']:5d} {r['detect_ms']:9.1f} {r['align_ms']:8.1f} "
               f"{r['encode_ms']:9.1f} {r['faces_per_s']:8.2f} {r['faces_per_cpu_s']:11.2f}")
     base = next(r for r in rows if r["pipeline"].startswith("face_recognition"))
-    for r in rows[:3] + [next(r for r in rows if r["pipeline"].startswith("cnnkit dlib_resnet+sface"))]:
+    for r in rows[:2]:
         print(f"{r['pipeline']}: {r['faces_per_s'] / base['faces_per_s']:.2f}x the face_recognition pipeline's "
               f"faces/s ({r['faces_per_cpu_s'] / base['faces_per_cpu_s']:.2f}x per CPU second)")
 

@@ -121,10 +121,10 @@ def test_mirror_averaging_per_part() -> None:
     assert "|flip|" in FacePipeline("dlib_resnet+sface", threads=1, flip=True).config_key
 
 
-def test_the_named_fusion_is_the_fitted_one() -> None:
+def test_the_default_is_the_fitted_fusion() -> None:
     from cnnkit.faces.fused import FUSIONS
 
-    pipe = FacePipeline("dlib_resnet+sface", threads=1)
+    pipe = FacePipeline(threads=1)
     weights, threshold, flips = FUSIONS[("dlib_resnet", "sface")]
     assert [p.name for p in pipe.encoder.parts] == ["dlib_resnet", "sface"]
     assert pipe.encoder.weights == pytest.approx(weights) and pipe.default_threshold == threshold

@@ -97,11 +97,10 @@ def embed_chips(encoder: FaceEncoder, chips: list[np.ndarray], *, flip: bool) ->
 
 FACE_ENCODERS: Registry[Callable[..., FaceEncoder]] = Registry("face encoder")
 
-#: the encoder of a new gallery, and of the commands that use none. ``"dlib_resnet+sface"`` measures
-#: better (LFW View 1 0.994 against 0.990; 2.5x the face_recognition pipeline's faces per second) but
-#: is not the default yet: ``cnnkit serve`` runs one encoder for all its galleries (one made with
-#: dlib_resnet would be refused after the change) and SFace's weights are not part of a bare install.
-DEFAULT_ENCODER = "dlib_resnet"
+#: the encoder of a new gallery, and of the commands that use none: dlib's ResNet and SFace fused
+#: (LFW View 1 0.994 against 0.990 for dlib alone; 2.5x the face_recognition pipeline's faces per
+#: second, ``benchmarks/enroll_throughput.py``)
+DEFAULT_ENCODER = "dlib_resnet+sface"
 
 
 def choose_encoder(explicit: str | None = None, gallery_tag: str | None = None) -> str:

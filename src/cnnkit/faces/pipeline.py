@@ -1,6 +1,6 @@
 """The face pipeline: image -> detect -> align -> encode, in one object that keeps its models.
 
->>> pipe = FacePipeline()                        # RetinaFace + dlib ResNet, weights load on first use
+>>> pipe = FacePipeline()                        # RetinaFace + dlib ResNet and SFace fused, weights load on first use
 >>> face = pipe.encode_one("alice.jpg")          # exactly one face required
 >>> [f.box for f in pipe.faces("group.jpg")]     # every face, largest first
 """
