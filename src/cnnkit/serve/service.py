@@ -70,7 +70,9 @@ class Service:
         self.config = config
         self.galleries = GalleryRegistry(config.db)
         self.keys = KeyStore(config.db)
-        self.pipeline = pipeline
+        self.pipeline = pipeline  # the default encoder's (new galleries, /embed, pair verification)
+        self._fixed = pipeline is not None  # one pipeline handed in serves every gallery
+        self._pipelines: dict[str, Any] = {}
         self._pool = ThreadPoolExecutor(max(1, config.workers), thread_name_prefix="cnnkit-infer")
         self._io = ThreadPoolExecutor(4, thread_name_prefix="cnnkit-io")
         self._slots = threading.BoundedSemaphore(max(1, config.workers) + max(0, config.queue))
@@ -84,16 +86,42 @@ class Service:
     def load(self) -> "Service":
         """Load the models and run them once, so the first request pays nothing."""
         if self.pipeline is None:
-            from cnnkit.faces import FacePipeline
+            from cnnkit.faces.encoders import choose_encoder
 
-            self.pipeline = FacePipeline(self.config.encoder, detector=self.config.detector, threads=1)
-        self.pipeline.faces(np.full((64, 64, 3), 128, np.uint8))  # detector session
+            self.pipeline = self._warm(choose_encoder(self.config.encoder))
+        return self
+
+    def _warm(self, spec: str) -> Any:
+        """A pipeline of encoder ``spec`` with its models loaded and run once."""
+        from cnnkit.faces import FacePipeline
+
+        pipe = FacePipeline(spec, detector=self.config.detector, threads=1)
+        pipe.faces(np.full((64, 64, 3), 128, np.uint8))  # detector session
+
         def blank(encoder: Any) -> np.ndarray:
             return np.zeros((encoder.chip_size,) * 2 + (3,), np.uint8)
 
-        parts = getattr(self.pipeline.encoder, "parts", None)  # a fused encoder: one chip per part
-        self.pipeline.encode([tuple(blank(p) for p in parts) if parts else blank(self.pipeline.encoder)])
-        return self
+        parts = getattr(pipe.encoder, "parts", None)  # a fused encoder: one chip per part
+        pipe.encode([tuple(blank(p) for p in parts) if parts else blank(pipe.encoder)])
+        self._pipelines[spec] = pipe
+        return pipe
+
+    def pipeline_for(self, gallery_name: str | None, *, tag: str | None = None) -> Any:
+        """The pipeline of a gallery's own encoder, chosen as the CLI chooses it
+        (:func:`~cnnkit.faces.encoders.choose_encoder`: ``--encoder`` if given, else the encoder
+        whose tag the gallery's embeddings carry, else the default), so that a change of the default
+        never makes the server refuse a gallery's own people (``tag``: the one an empty gallery is about
+        to get, e.g. an import's). Each encoder's models load once."""
+        if self._fixed or gallery_name is None:
+            return self.pipeline
+        from cnnkit.faces.encoders import choose_encoder
+
+        try:
+            spec = choose_encoder(self.config.encoder, self.galleries.get(gallery_name).encoder_tag or tag)
+        except UnknownNameError:  # e.g. a trained model's gallery: the default, and its clear mismatch error
+            return self.pipeline
+        with self._lock:
+            return self._pipelines.get(spec) or self._warm(spec)
 
     @property
     def ready(self) -> bool:
@@ -151,11 +179,12 @@ class Service:
         from cnnkit.faces.recognition import resolve_decision
 
         g = None if gallery_name is None else self.galleries.get(gallery_name)
-        return resolve_decision(g, self.pipeline, method="distance" if g is None else "auto")
+        return resolve_decision(g, self.pipeline_for(gallery_name), method="distance" if g is None else "auto")
 
     def info(self, gallery_name: str | None = None) -> dict[str, Any]:
         d = self.decision(gallery_name)
-        return {"version": __version__, "encoder_tag": self.pipeline.tag, "dimension": self.pipeline.dim,
+        pipe = self.pipeline_for(gallery_name)
+        return {"version": __version__, "encoder_tag": pipe.tag, "dimension": pipe.dim,
                 "metric": "euclidean", "gallery": gallery_name, "threshold": round(d.threshold, 6),
                 "threshold_source": d.threshold_source, "method": d.method,
                 "workers": self.config.workers, "queue": self.config.queue, "max_upload_bytes": self.config.max_upload,
@@ -169,8 +198,8 @@ class Service:
                           f"{self.config.max_upload}")
         return load_image(data, max_pixels=self.config.max_pixels)
 
-    def _one_face(self, rgb: np.ndarray, face: str) -> Any:
-        return self.pipeline.encode_one(rgb, largest=(face == "largest"))
+    def _one_face(self, rgb: np.ndarray, face: str, pipeline: Any = None) -> Any:
+        return (pipeline or self.pipeline).encode_one(rgb, largest=(face == "largest"))
 
     # -- enrollment --------------------------------------------------------------------------------
     def enroll(self, gallery_name: str, subject: str, data: bytes, face: str = "single",
@@ -189,9 +218,10 @@ class Service:
         if rule == "enrolled":
             return 200, {"gallery": gallery_name, "subject": subject, "enrolled": False,
                          "detail": "this photo is already enrolled for this subject"}
-        res = self._one_face(rgb, face)
+        pipe = self.pipeline_for(gallery_name)
+        res = self._one_face(rgb, face, pipe)
         name = os.path.basename(file_name or "")[:200] or None
-        ids = g.add_faces(subject, res.embedding[None, :], tag=self.pipeline.tag,
+        ids = g.add_faces(subject, res.embedding[None, :], tag=pipe.tag,
                           sources=[FaceSource(name, digest, tuple(res.box))])
         if self.galleries.options(gallery_name).get("thumbnails") and g.get_setting(SERVE_NS, _thumb_key(subject)) is None:
             g.set_setting(SERVE_NS, _thumb_key(subject), _thumbnail(rgb, res.box))
@@ -205,7 +235,8 @@ class Service:
         d = self.decision(gallery_name)
         g = self.galleries.get(gallery_name)
         rgb = self.image(data)
-        v = verify_photo(self.pipeline, g, subject, rgb, d, largest=(face == "largest"), gallery_name=gallery_name)
+        v = verify_photo(self.pipeline_for(gallery_name), g, subject, rgb, d, largest=(face == "largest"),
+                         gallery_name=gallery_name)
         out = {"subject": subject, "gallery": gallery_name, "match": v.match, "distance": round(v.distance, 6),
                "threshold": round(d.threshold, 6), "threshold_source": d.threshold_source, "method": d.method}
         if v.probability is not None:
@@ -227,12 +258,13 @@ class Service:
 
         d = self.decision(gallery_name)
         g = self.galleries.get(gallery_name)
-        if g.encoder_tag is not None and g.encoder_tag != self.pipeline.tag:
+        pipe = self.pipeline_for(gallery_name)
+        if g.encoder_tag is not None and g.encoder_tag != pipe.tag:
             raise EncoderMismatchError(f"gallery {gallery_name!r} holds embeddings of encoder {g.encoder_tag!r}, "
-                                       f"this server encodes with {self.pipeline.tag!r}")
+                                       f"this server encodes with {pipe.tag!r}")
         rgb = self.image(data)
-        found = self.pipeline.faces(rgb)
-        emb = np.stack([f.embedding for f in found]) if found else np.empty((0, self.pipeline.dim), np.float32)
+        found = pipe.faces(rgb)
+        emb = np.stack([f.embedding for f in found]) if found else np.empty((0, pipe.dim), np.float32)
         named = identify_faces(emb, [f.box for f in found], g, d, k=top_k)
         named = assign_once(named, d.threshold, reassign=d.head is None)
         return {"gallery": gallery_name, "threshold": round(d.threshold, 6),
@@ -305,15 +337,16 @@ class Service:
         if not isinstance(header, dict) or header.get("format") != EXPORT_FORMAT:
             raise Problem("invalid-request", f"the first line must be the export header (format {EXPORT_FORMAT!r})")
         tag = header.get("encoder_tag")
-        if tag != self.pipeline.tag:
+        pipe = self.pipeline_for(gallery_name, tag=tag if isinstance(tag, str) else None)
+        if tag != pipe.tag:
             raise EncoderMismatchError(f"the export holds embeddings of encoder {tag!r}; this server encodes with "
-                                       f"{self.pipeline.tag!r}, so they cannot be compared")
+                                       f"{pipe.tag!r}, so they cannot be compared")
         by_name: dict[str, list[list[float]]] = {}
         for i, row in enumerate(rows, start=2):
             if not isinstance(row, dict) or not isinstance(row.get("name"), str) or not row["name"].strip() \
-                    or not isinstance(row.get("embedding"), list) or len(row["embedding"]) != self.pipeline.dim:
+                    or not isinstance(row.get("embedding"), list) or len(row["embedding"]) != pipe.dim:
                 raise Problem("invalid-request", f"line {i}: expected {{\"name\": str, \"embedding\": "
-                              f"[{self.pipeline.dim} numbers]}}")
+                              f"[{pipe.dim} numbers]}}")
             by_name.setdefault(row["name"], []).append(row["embedding"])
         try:
             arrays = {n: np.asarray(v, dtype=np.float32) for n, v in by_name.items()}
