@@ -13,6 +13,9 @@ free). Side by side on the same embeddings, in the same run:
 - scikit-learn's agglomerative average linkage (Euclidean) at 0.45, 0.5, 0.55 and 0.6 (one fit with
   the full tree, cut at each threshold; its time is the fit's).
 
+Those thresholds are dlib's (default 0.6); with ``--encoder`` another encoder's embeddings are
+clustered and every fixed threshold is scaled by its default threshold over dlib's 0.6.
+
 A photo where no face is found is its own cluster for every method (and counted). ``--tune`` prints
 the sweep the rule's false-accept rate was chosen on instead: the 3,443 photos of pairsDevTrain;
 ``--outside-view1`` runs on the 8,241 photos outside View 1, which that choice never saw.
@@ -38,8 +41,9 @@ from cnnkit.faces.pairs import encode_files, lfw_image_path, read_pairs
 PEER_THRESHOLDS = (0.45, 0.5, 0.55, 0.6)
 
 
-def load_embeddings(lfw: Path, files: list[Path], threads: int, cache_dir: str | None, progress: bool):
-    pipe = FacePipeline(threads=threads)
+def load_embeddings(lfw: Path, files: list[Path], threads: int, cache_dir: str | None, progress: bool,
+                    encoder: str | None = None):
+    pipe = FacePipeline(encoder, threads=threads)
     enc = encode_files(pipe, files, cache_dir=cache_dir, progress=progress)
     ok = [f for f in files if isinstance(enc[f], np.ndarray)]
     x = np.stack([enc[f] for f in ok]).astype(np.float32) if ok else np.empty((0, pipe.dim), np.float32)
@@ -86,6 +90,7 @@ def main() -> None:
     ap.add_argument("--lfw", default=os.environ.get("CNNKIT_LFW", str(default_lfw)))
     ap.add_argument("--cache-dir", default=None, help="embedding cache (default: cache_dir()/face_encodings)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--encoder", default=None, help="face encoder (default: the default encoder)")
     ap.add_argument("--tune", action="store_true", help="the FAR sweep on pairsDevTrain's photos instead")
     ap.add_argument("--outside-view1", action="store_true",
                     help="only the photos outside View 1 (none of them was seen when CLUSTER_FAR was chosen)")
@@ -107,9 +112,11 @@ def main() -> None:
                     for k in read_pairs(lfw / name).images()}
             files = [f for f in files if f not in seen]
     truth = np.array([f.parent.name for f in files])
-    pipe, ok, x, no_face = load_embeddings(lfw, files, args.threads, args.cache_dir, not args.json)
+    pipe, ok, x, no_face = load_embeddings(lfw, files, args.threads, args.cache_dir, not args.json, args.encoder)
     have = np.isin(np.arange(len(files)), [i for i, f in enumerate(files) if f in set(ok)])
     vt = pipe.default_threshold
+    scale = vt / 0.6  # the fixed thresholds below are dlib's (default 0.6); other encoders: in proportion
+    peer_thresholds = tuple(round(t * scale, 4) for t in PEER_THRESHOLDS)
     rows = []
 
     def add(method: str, threshold: float | str, labels: np.ndarray, seconds: float) -> None:
@@ -135,7 +142,7 @@ def main() -> None:
             t0 = time.perf_counter()
             add("cnnkit (automatic, pair only)", round(res.threshold, 4),
                 cluster_embeddings(x, verification_threshold=vt, threshold=res.threshold).labels, time.perf_counter() - t0)
-        for t in (0.45, 0.5, 0.55):
+        for t in peer_thresholds[:3]:
             t0 = time.perf_counter()
             add("cnnkit (fixed threshold)", t, cluster_embeddings(x, verification_threshold=vt, threshold=t).labels,
                 time.perf_counter() - t0)
@@ -143,12 +150,12 @@ def main() -> None:
             import dlib
 
             vecs = [dlib.vector(v.astype(np.float64).tolist()) for v in x]
-            for t in PEER_THRESHOLDS:
+            for t in peer_thresholds:
                 t0 = time.perf_counter()
                 lab = np.asarray(dlib.chinese_whispers_clustering(vecs, t))
                 add("dlib chinese_whispers", t, lab, time.perf_counter() - t0)
-            cuts, seconds = sklearn_average(x, PEER_THRESHOLDS)
-            for t in PEER_THRESHOLDS:
+            cuts, seconds = sklearn_average(x, peer_thresholds)
+            for t in peer_thresholds:
                 add("sklearn agglomerative average", t, cuts[t], seconds)
     meta = {"photos": len(files), "people": int(len(set(truth))), "no_face": no_face, "encoder": pipe.tag,
             "verification_threshold": vt}

@@ -35,9 +35,11 @@ pg_url = _store.pg_url
 
 @pytest.fixture(scope="session")
 def serve_pipeline():
+    """The in-process service's pipeline: dlib's ResNet (128-d, threshold 0.6), the encoder these API
+    tests' numbers are written for; the default encoder is served in test_server.py."""
     from cnnkit.faces import FacePipeline
 
-    return FacePipeline(threads=1)
+    return FacePipeline("dlib_resnet", threads=1)
 
 
 @pytest.fixture

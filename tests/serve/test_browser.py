@@ -78,7 +78,10 @@ def test_sign_in_enroll_identify_delete(tmp_path: Path, browser, start_server, a
     page.click("#enroll-btn")
     page.wait_for_selector('#people li[data-name="ann"] img')  # the thumbnail, fetched with the key
     assert page.inner_text('#people li[data-name="ann"] .name') == "ann"
-    assert "0.600" in page.inner_text("#decision")
+    from cnnkit.faces.encoders import DEFAULT_ENCODER, load_face_encoder
+
+    # two people: the server's default encoder's own threshold (`cnnkit serve` without --encoder)
+    assert f"{load_face_encoder(DEFAULT_ENCODER).default_threshold:.3f}" in page.inner_text("#decision")
     page.screenshot(path=str(shots / "2-enrolled.png"), full_page=True)
 
     page.set_input_files("#identify-file", str(crowd))
