@@ -5,10 +5,10 @@ cnnkit's default pipeline (its main face, through the on-disk embedding cache, s
 free). Side by side on the same embeddings, in the same run:
 
 - cnnkit (``cnnkit.faces.cluster``): average linkage on squared distances over the graph of pairs
-  within the threshold, the threshold chosen by the rule from the collection itself (no labels),
-  groups merging a little further apart than single faces (``MergeRule``); also with the pair
-  threshold for every merge ("pair only", the rule before ``MergeRule``) and at a few fixed
-  thresholds, for reference;
+  within the threshold, the threshold chosen by the rule from the collection itself (no labels) at
+  the encoder's false-accept rate (``encoder_cluster_far``), as ``cnnkit face cluster`` runs it;
+  also with groups merging a little further apart than single faces (``MergeRule``, off by
+  default) and at a few fixed thresholds, for reference;
 - dlib's Chinese whispers (what face_recognition users run) at 0.45, 0.5, 0.55 and 0.6;
 - scikit-learn's agglomerative average linkage (Euclidean) at 0.45, 0.5, 0.55 and 0.6 (one fit with
   the full tree, cut at each threshold; its time is the fit's).
@@ -35,7 +35,7 @@ import numpy as np
 
 from cnnkit.eval.clustering import bcubed
 from cnnkit.faces import FacePipeline
-from cnnkit.faces.cluster import cluster_embeddings, impostor_stats, threshold_from_stats
+from cnnkit.faces.cluster import cluster_embeddings, encoder_cluster_far, impostor_stats, threshold_from_stats
 from cnnkit.faces.pairs import encode_files, lfw_image_path, read_pairs
 
 PEER_THRESHOLDS = (0.45, 0.5, 0.55, 0.6)
@@ -125,23 +125,24 @@ def main() -> None:
 
     if args.tune:
         stats = impostor_stats(x, vt)
-        for far in (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6):
+        for far in (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6):
             t = min(vt, threshold_from_stats(stats, far))
             t0 = time.perf_counter()
             res = cluster_embeddings(x, verification_threshold=vt, threshold=t)
             add(f"cnnkit, FAR {far:g}", round(t, 4), res.labels, time.perf_counter() - t0)
     else:
         t0 = time.perf_counter()
-        res = cluster_embeddings(x, verification_threshold=vt)
-        add("cnnkit (automatic threshold)", round(res.threshold, 4), res.labels, time.perf_counter() - t0)
-        if res.rule is not None:
-            rule = res.rule
+        far = encoder_cluster_far(pipe.encoder)
+        res = cluster_embeddings(x, verification_threshold=vt, far=far)
+        add(f"cnnkit (automatic threshold, FAR {far:g})", round(res.threshold, 4), res.labels, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        merged = cluster_embeddings(x, verification_threshold=vt, far=far, merge=True)
+        add("cnnkit (automatic, with MergeRule)", round(merged.threshold, 4), merged.labels, time.perf_counter() - t0)
+        if merged.rule is not None:
+            rule = merged.rule
             print(f"merge rule: pair {rule.pair_threshold:.4f}, large groups {rule.group_threshold:.4f} (variance "
                   f"shares people {rule.shared:.3f}, photos {rule.per_face:.3f}, rest {rule.pairwise:.3f}, from "
                   f"{rule.pairs} mutual nearest pairs)", file=sys.stderr)
-            t0 = time.perf_counter()
-            add("cnnkit (automatic, pair only)", round(res.threshold, 4),
-                cluster_embeddings(x, verification_threshold=vt, threshold=res.threshold).labels, time.perf_counter() - t0)
         for t in peer_thresholds[:3]:
             t0 = time.perf_counter()
             add("cnnkit (fixed threshold)", t, cluster_embeddings(x, verification_threshold=vt, threshold=t).labels,

@@ -252,5 +252,17 @@ def test_merge_limit_starts_at_the_pair_threshold_and_grows_with_the_groups():
     assert rule.group_threshold ** 2 < stats.mean ** 2
     capped = merge_rule(x, tau, stats, tau * 1.01)
     assert capped.group_threshold == pytest.approx(tau * 1.01)
-    res = cluster_embeddings(x, verification_threshold=8.0)
+    res = cluster_embeddings(x, verification_threshold=8.0, merge=True)
     assert res.threshold < 8.0 and res.rule is not None and res.rule.pair_threshold == res.threshold
+    assert cluster_embeddings(x, verification_threshold=8.0).rule is None  # off by default
+
+
+def test_each_encoder_brings_its_clustering_false_accept_rate():
+    """The fitted fusion declares the rate chosen for it; every other encoder gets CLUSTER_FAR."""
+    from cnnkit.faces.cluster import CLUSTER_FAR, encoder_cluster_far
+    from cnnkit.faces.encoders import load_face_encoder
+    from cnnkit.faces.fused import FITTED_CLUSTER_FAR
+
+    assert encoder_cluster_far(load_face_encoder("dlib_resnet+sface")) == FITTED_CLUSTER_FAR < CLUSTER_FAR
+    assert encoder_cluster_far(load_face_encoder("dlib_resnet*1+sface*1")) == CLUSTER_FAR
+    assert encoder_cluster_far(load_face_encoder("dlib_resnet")) == CLUSTER_FAR

@@ -33,6 +33,7 @@ def cluster(photos: tuple[str, ...], out_dir: str, db: str | None, encoder: str,
     largest first, faces left alone last). The threshold is chosen from the data: see
     `cnnkit.faces.cluster.threshold`. Photos without a face, or unreadable, are reported and skipped."""
     from cnnkit.cli.face import _gallery, _pipeline
+    from cnnkit.faces.cluster import encoder_cluster_far
     from cnnkit.faces.cluster.collection import CLUSTERS_FILE, cluster_table, embed_photos, write_json
     from cnnkit.faces.cluster.sheets import write_index
     from cnnkit.data.folders import list_images
@@ -56,7 +57,7 @@ def cluster(photos: tuple[str, ...], out_dir: str, db: str | None, encoder: str,
         table = embed_photos(pipeline, images, out_dir, on_photo=on_photo)
     verification = resolve_decision(gallery, pipeline, method="distance")
     data = cluster_table(table, verification.threshold, verification_source=verification.threshold_source,
-                         gallery=gallery, encoder=pipeline.tag)
+                         gallery=gallery, encoder=pipeline.tag, far=encoder_cluster_far(pipeline.encoder))
     write_json(Path(out_dir) / CLUSTERS_FILE, data)
     index = write_index(data, out_dir)
     if gallery is not None:

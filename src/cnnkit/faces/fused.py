@@ -28,6 +28,12 @@ __all__ = ["FUSIONS", "FusedEncoder", "is_fused_spec", "parse_fused_spec", "spec
 #: (``--features block_sq``) on LFW pairsDevTrain with the default pipeline (RetinaFace; dlib's chip
 #: by its 5-point predictor for dlib_resnet, OpenCV's template for sface) and those flips: see
 #: ``benchmarks/lfw_view1.py``.
+#: the clustering threshold rule's false-accept rate for a fitted fusion (cnnkit.faces.cluster):
+#: chosen like dlib's CLUSTER_FAR, on LFW pairsDevTrain's 3,443 photos, the best of 3e-5 / 1e-5 /
+#: 3e-6 / 1e-6 (``benchmarks/cluster_lfw.py --tune --encoder dlib_resnet+sface``): F 0.937 / 0.965 /
+#: 0.981 / 0.987; the fusion's impostor tail is thinner than the normal model says.
+FITTED_CLUSTER_FAR = 1e-6
+
 FUSIONS: dict[tuple[str, ...], tuple[tuple[float, ...], float, tuple[bool, ...]]] = {
     # SFace on the chip alone: its mirror pass cost the most (about 20 of 80 ms per face) and
     # LFW View 1 pairsDevTest went 0.995 -> 0.994 without it (mirroring dlib's instead: 0.995, 7 ms)
@@ -122,7 +128,9 @@ class FusedEncoder:
         parts = [load_face_encoder(n, device=device) for n in names]
         same = fitted is not None and np.allclose(np.asarray(weights) / sum(weights), fitted[0])
         if same and part_flips in (None, fitted[2]):
-            return cls(parts, weights, fitted[1], fitted[2])
+            fused = cls(parts, weights, fitted[1], fitted[2])
+            fused.cluster_far = FITTED_CLUSTER_FAR
+            return fused
         # unfitted weights: from the parts' thresholds on unit vectors, sqrt(sum_k w_k t_k^2)
         w = np.asarray(weights) / sum(weights)
         units = [float(getattr(p, "unit_threshold", p.default_threshold)) for p in parts]

@@ -143,12 +143,14 @@ def embed_photos(pipeline: Any, photos: Iterable[Path], out_dir: str | os.PathLi
 
 
 def cluster_table(table: FaceTable, verification_threshold: float, *, verification_source: str = "verification",
-                  gallery: Any = None, encoder: str = "") -> dict[str, Any]:
+                  gallery: Any = None, encoder: str = "", far: float | None = None) -> dict[str, Any]:
     """The clusters document of a collection: faces whose nearest enrolled person is within
     ``verification_threshold`` are ``known`` (named after them), the others are clustered
     (:func:`~cnnkit.faces.cluster.cluster_embeddings`, 3 faces at least) and ordered by
-    representativeness; see :func:`build_clusters` for the layout."""
-    from cnnkit.faces.cluster import cluster_embeddings, representatives
+    representativeness; see :func:`build_clusters` for the layout. ``far``: the threshold rule's
+    false-accept rate (:func:`~cnnkit.faces.cluster.encoder_cluster_far` of the encoder; default
+    :data:`~cnnkit.faces.cluster.CLUSTER_FAR`)."""
+    from cnnkit.faces.cluster import CLUSTER_FAR, cluster_embeddings, representatives
 
     emb = table.embeddings
     known: dict[int, str] = {}
@@ -160,7 +162,8 @@ def cluster_table(table: FaceTable, verification_threshold: float, *, verificati
     labels = np.full(len(emb), -1, dtype=np.int64)
     threshold, source = float(verification_threshold), verification_source
     if len(rest) >= 3:
-        res = cluster_embeddings(emb[rest], verification_threshold=verification_threshold, gallery=gallery)
+        res = cluster_embeddings(emb[rest], verification_threshold=verification_threshold, gallery=gallery,
+                                 far=CLUSTER_FAR if far is None else far)
         labels[rest] = res.labels
         threshold, source = res.threshold, res.source
     order = {c: rest[rows] for c, rows in representatives(emb[rest], labels[rest]).items()} if len(rest) else {}

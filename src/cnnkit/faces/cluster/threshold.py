@@ -31,6 +31,13 @@ from cnnkit.faces.cluster.linkage import _as_matrix
 #: of LFW is not independent of it (``--outside-view1`` is); the verification threshold of an
 #: encoder sits near 1e-2. :class:`MergeRule` adds no constant to it.
 CLUSTER_FAR = 3e-5
+
+
+def encoder_cluster_far(encoder: Any) -> float:
+    """The false-accept rate the threshold rule uses for this encoder's embeddings: its own
+    ``cluster_far`` when it declares one (chosen like :data:`CLUSTER_FAR`, on LFW pairsDevTrain's
+    photos: the fitted fusion's is 1e-6), else :data:`CLUSTER_FAR` (chosen for dlib's ResNet)."""
+    return float(getattr(encoder, "cluster_far", CLUSTER_FAR))
 #: faces sampled (each side) to estimate the impostor statistics: the cost is this squared
 IMPOSTOR_SAMPLE = 2000
 
