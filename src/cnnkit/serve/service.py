@@ -77,7 +77,8 @@ class Service:
         self._io = ThreadPoolExecutor(4, thread_name_prefix="cnnkit-io")
         self._slots = threading.BoundedSemaphore(max(1, config.workers) + max(0, config.queue))
         self._pending = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the admission counters; the event loop takes it, so held briefly
+        self._load_lock = threading.Lock()  # loading another encoder's models (seconds)
         self._mean_s = 0.1  # running mean of one inference job, for Retry-After
         self.rejected = 0
         self.started = time.time()
@@ -120,8 +121,11 @@ class Service:
             spec = choose_encoder(self.config.encoder, self.galleries.get(gallery_name).encoder_tag or tag)
         except UnknownNameError:  # e.g. a trained model's gallery: the default, and its clear mismatch error
             return self.pipeline
-        with self._lock:
-            return self._pipelines.get(spec) or self._warm(spec)
+        pipe = self._pipelines.get(spec)
+        if pipe is None:
+            with self._load_lock:  # not self._lock: infer() takes that on the event loop
+                pipe = self._pipelines.get(spec) or self._warm(spec)
+        return pipe
 
     @property
     def ready(self) -> bool:
