@@ -94,19 +94,19 @@ def oneshot_eval(data_dir: str | os.PathLike[str], pipeline: Any, *, seeds: int 
     acquired[list(failed)] = False
     known = np.flatnonzero(acquired[:n_known])
     faceless = n_known - len(known)  # every faceless photo of an enrolled person is a probe
+    strange = np.flatnonzero(acquired[n_known:]) + n_known  # the acquired photos of never-enrolled people
     scores, misses, dirs = [], [], {f"{f:g}": [] for f in FPIRS}
     n_probe = 0
     for seed in range(seeds):
         gallery, probe = oneshot_split(labels[known], seed)
         gallery, probe = known[gallery], known[probe]
-        pos, dist = _nearest(emb, gallery, probe)
+        pos, dist = _nearest(emb, gallery, np.r_[probe, strange])  # one gallery per seed for both
+        pos, dist, s_dist = pos[:len(probe)], dist[:len(probe)], dist[len(probe):]
         correct = labels[gallery[pos]] == labels[probe]
         n_probe = len(probe)
         scores.append(float(correct.mean()) if len(probe) else float("nan"))
         misses.append(float(correct.sum() / max(len(probe) + faceless, 1)))
         if unknown:
-            strange = np.flatnonzero(acquired[n_known:]) + n_known
-            _, s_dist = _nearest(emb, gallery, strange)
             mated_d = np.r_[dist, np.full(faceless, np.inf)]
             mated_ok = np.r_[correct, np.zeros(faceless, dtype=bool)]
             for f in FPIRS:
