@@ -81,7 +81,7 @@ def run_one(method: str, n: int) -> dict:
             "data_mb": round(base, 0), "f": round(b.f, 4), **extra}
 
 
-def run_pg(n: int, url: str | None, k: int, ef: int) -> dict:
+def run_pg(n: int, url: str | None, k: int, ef: int, work_mem: str = "2GB") -> dict:
     import psycopg
 
     from cnnkit.faces.cluster import NeighbourGraph, average_linkage, cluster_threshold
@@ -98,7 +98,9 @@ def run_pg(n: int, url: str | None, k: int, ef: int) -> dict:
             warnings.simplefilter("ignore")
             server = pgserver.get_server(tempfile.mkdtemp(prefix="cnnkit-cluster-pg-"), cleanup_mode="delete")
         url = server.get_uri()
-    out: dict = {"method": "cnnkit + pgvector HNSW", "n": n, "k": k, "ef_search": ef}
+    out: dict = {"method": "cnnkit + pgvector HNSW", "n": n, "k": k, "ef_search": ef,
+                 "maintenance_work_mem": work_mem}
+    sampler = _PeakSampler()
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -109,28 +111,36 @@ def run_pg(n: int, url: str | None, k: int, ef: int) -> dict:
                 for i, v in enumerate(x):
                     copy.write_row((i, "[" + ",".join(f"{t:.6g}" for t in v) + "]"))
             out["copy_s"] = round(time.perf_counter() - t0, 1)
+            print(f"  copied {n:,} vectors in {out['copy_s']} s; building the HNSW index", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
-            conn.execute("SET maintenance_work_mem = '1GB'")
+            # the graph must fit in maintenance_work_mem, or the build slows down many times (pgvector's notice)
+            conn.execute(f"SET maintenance_work_mem = '{work_mem}'")
             conn.execute("CREATE INDEX ON cluster_bench USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction = 64)")
             out["index_s"] = round(time.perf_counter() - t0, 1)
+            print(f"  index built in {out['index_s']} s", file=sys.stderr, flush=True)
             out["index_mb"] = round(conn.execute("SELECT pg_indexes_size('cluster_bench')").fetchone()[0] / 2**20, 0)
             t_total = time.perf_counter()
             tau, source, _ = cluster_threshold(x, 0.6)
             conn.execute(f"SET hnsw.ef_search = {ef}")
-            rows, cols, d2 = [], [], []
+            rows: list[np.ndarray] = []
+            cols: list[np.ndarray] = []
             t0 = time.perf_counter()
             batch = 500
             sql = (f"SELECT q.id, n.id, n.d FROM cluster_bench q CROSS JOIN LATERAL (SELECT c.id, c.v <-> q.v AS d "
                    f"FROM cluster_bench c ORDER BY c.v <-> q.v LIMIT {k + 1}) n WHERE q.id >= %s AND q.id < %s")
             for start in range(0, n, batch):
-                for qi, ni, d in conn.execute(sql, (start, start + batch)).fetchall():
-                    if qi < ni and d <= tau:
-                        rows.append(qi)
-                        cols.append(ni)
-                        d2.append(d * d)
+                got = np.asarray(conn.execute(sql, (start, start + batch)).fetchall(), np.float64).reshape(-1, 3)
+                keep = (got[:, 0] < got[:, 1]) & (got[:, 2] <= tau)
+                rows.append(got[keep, 0].astype(np.int64))
+                cols.append(got[keep, 1].astype(np.int64))
+                done = start + batch
+                if done % 50_000 == 0 or done >= n:
+                    rate = done / (time.perf_counter() - t0)
+                    print(f"  knn {min(done, n):,}/{n:,} faces, {1000 / rate:.2f} ms per face, "
+                          f"{(n - min(done, n)) / rate / 60:.0f} min left", file=sys.stderr, flush=True)
             out["knn_s"] = round(time.perf_counter() - t0, 1)
             out["ms_per_query"] = round(1000 * (time.perf_counter() - t0) / n, 2)
-            r, c = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+            r, c = np.concatenate(rows), np.concatenate(cols)
             pairs = np.unique(np.stack([r, c], 1), axis=0) if len(r) else np.empty((0, 2), np.int64)
             exact_d2 = ((x[pairs[:, 0]].astype(np.float64) - x[pairs[:, 1]]) ** 2).sum(1)
             graph = NeighbourGraph(n, pairs[:, 0], pairs[:, 1], exact_d2)
@@ -141,11 +151,37 @@ def run_pg(n: int, url: str | None, k: int, ef: int) -> dict:
             out.update({"threshold": round(tau, 4), "edges": int(len(pairs)), "f": round(bcubed(truth, labels).f, 4),
                         "client_peak_mb": round(peak_mb(), 0)})
             out["server_rss_mb"] = _server_rss_mb()
+            out["server_peak_rss_mb"] = sampler.stop()
             conn.execute("DROP TABLE cluster_bench")
     finally:
+        sampler.stop()
         if server is not None:
             server.cleanup()
     return out
+
+
+class _PeakSampler:
+    """The largest sum of the postgres processes' resident sets, sampled every second in a thread
+    (the index build's peak is gone by the end of the run)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            now = _server_rss_mb()
+            if now is not None:
+                self.peak = max(self.peak or 0.0, now)
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 def _server_rss_mb() -> float | None:
@@ -168,6 +204,7 @@ def main() -> None:
     ap.add_argument("--pg-url", default=None)
     ap.add_argument("--k", type=int, default=32, help="neighbours per face read from the HNSW index")
     ap.add_argument("--ef-search", type=int, default=64)
+    ap.add_argument("--maintenance-work-mem", default="2GB", help="PostgreSQL's, for the HNSW build (1e6 faces: 4GB)")
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -188,7 +225,7 @@ def main() -> None:
             if not args.json:
                 print(rows[-1], file=sys.stderr, flush=True)
     if args.pg:
-        rows.append(run_pg(args.pg, args.pg_url, args.k, args.ef_search))
+        rows.append(run_pg(args.pg, args.pg_url, args.k, args.ef_search, args.maintenance_work_mem))
     if args.json:
         print(json.dumps({"benchmark": "cluster_scale", "results": rows}))
         return

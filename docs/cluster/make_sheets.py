@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnkit.faces import FacePipeline
-from cnnkit.faces.cluster import cluster_embeddings, representatives
+from cnnkit.faces.cluster import cluster_embeddings, encoder_cluster_far, representatives
 from cnnkit.faces.cluster.sheets import contact_sheet
 from cnnkit.faces.pairs import encode_files
 
@@ -37,7 +37,7 @@ def main() -> None:
     enc = encode_files(pipe, files, cache_dir=args.cache_dir, progress=False)
     files = [f for f in files if isinstance(enc[f], np.ndarray)]
     x = np.stack([enc[f] for f in files])
-    res = cluster_embeddings(x, verification_threshold=pipe.default_threshold)
+    res = cluster_embeddings(x, verification_threshold=pipe.default_threshold, far=encoder_cluster_far(pipe.encoder))
     order = representatives(x, res.labels)
     truth = [f.parent.name for f in files]
     sizes = {c: len(m) for c, m in order.items()}
