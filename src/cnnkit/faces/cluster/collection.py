@@ -19,8 +19,8 @@ import numpy as np
 from cnnkit.core.download import sha256_file
 from cnnkit.core.errors import CnnkitError, InvalidImageError, UnknownNameError
 
-__all__ = ["FaceTable", "embed_photos", "cluster_table", "build_clusters", "write_json", "read_clusters", "name_cluster",
-           "merge_clusters", "split_face", "FACES_FILE", "CLUSTERS_FILE"]
+__all__ = ["FaceTable", "embed_photos", "cluster_table", "cluster_faces", "build_clusters", "write_json", "read_clusters",
+           "name_cluster", "name_faces", "merge_clusters", "split_face", "FACES_FILE", "CLUSTERS_FILE"]
 
 FACES_FILE = "faces.npz"
 CLUSTERS_FILE = "clusters.json"
@@ -227,20 +227,39 @@ def _cluster(data: dict[str, Any], cluster_id: int) -> dict[str, Any]:
     raise UnknownNameError(f"no cluster {cluster_id} (ids 0..{len(data['clusters']) - 1})")
 
 
+def cluster_faces(table: FaceTable, pipeline: Any, gallery: Any = None) -> dict[str, Any]:
+    """:func:`cluster_table` with the thresholds ``cnnkit face cluster`` uses for ``pipeline``'s
+    embeddings: the verification threshold in force for ``gallery`` (by distance:
+    :func:`~cnnkit.faces.recognition.resolve_decision`) and the encoder's false-accept rate
+    (:func:`~cnnkit.faces.cluster.encoder_cluster_far`)."""
+    from cnnkit.faces.cluster import encoder_cluster_far
+    from cnnkit.faces.recognition import resolve_decision
+
+    verification = resolve_decision(gallery, pipeline, method="distance")
+    return cluster_table(table, verification.threshold, verification_source=verification.threshold_source,
+                         gallery=gallery, encoder=pipeline.tag, far=encoder_cluster_far(pipeline.encoder))
+
+
 def name_cluster(data: dict[str, Any], table: FaceTable, cluster_id: int, name: str, gallery: Any, tag: str, *,
                  max_faces: int | None = None) -> dict[str, Any]:
     """Enroll a cluster's faces (all, or the ``max_faces`` most central) as ``name``, in one
-    transaction. Faces already stored (the same embedding) are skipped, so a rerun adds nothing;
-    a face already stored under another name is left there and reported."""
+    transaction (:func:`name_faces`)."""
+    rows = [f["face"] for f in _cluster(data, cluster_id)["faces"]]
+    if max_faces is not None:
+        rows = rows[:max_faces]
+    return {"cluster": cluster_id, **name_faces(table, rows, name, gallery, tag)}
+
+
+def name_faces(table: FaceTable, rows: list[int], name: str, gallery: Any, tag: str) -> dict[str, Any]:
+    """Enroll the faces ``rows`` of ``table`` as ``name``, in one transaction. Faces already stored
+    (the same embedding) are skipped, so a rerun adds nothing; a face already stored under another
+    name is left there and reported."""
     from cnnkit.store.base import FaceSource, check_tag
 
     check_tag(gallery.encoder_tag, tag)
     if table.config_key.split("|")[0] != tag:
         raise CnnkitError(f"the clusters were made with encoder {table.config_key.split('|')[0]!r}, the gallery "
                           f"needs {tag!r}")
-    rows = [f["face"] for f in _cluster(data, cluster_id)["faces"]]
-    if max_faces is not None:
-        rows = rows[:max_faces]
     emb = table.embeddings[rows]
     skipped, conflicts, todo = 0, [], []
     found = gallery.search(emb, k=1) if gallery.encoder_tag is not None else [[] for _ in rows]
@@ -252,10 +271,12 @@ def name_cluster(data: dict[str, Any], table: FaceTable, cluster_id: int, name: 
                 conflicts.append({"face": row, "file": table.files[row], "enrolled_as": matches[0].name})
             continue
         todo.append(row)
+    added = 0
     if todo:
         sources = [FaceSource(Path(table.files[r]).name, table.shas[r], tuple(table.boxes[r])) for r in todo]
-        gallery.add_faces(name, table.embeddings[todo], tag=tag, sources=sources)
-    return {"cluster": cluster_id, "name": name, "enrolled": len(todo), "already_enrolled": skipped,
+        added = len(gallery.add_faces(name, table.embeddings[todo], tag=tag, sources=sources))
+    # a face of a photo already stored for this person is kept once (the store's unique index)
+    return {"name": name, "enrolled": added, "already_enrolled": skipped + len(todo) - added,
             "enrolled_as_someone_else": conflicts}
 
 
