@@ -2,9 +2,10 @@
 (or ``*``) with a role. Roles are ordered: ``read`` (verify, identify, embed, list) < ``write``
 (enroll, delete subjects, import) < ``admin`` (create and delete galleries).
 
-The store is a table in a small SQLite file beside the galleries (``DIR/_keys.sqlite``) or in the
-PostgreSQL schema ``cnnkit_serve`` of a ``postgresql://`` data store, so that every server on one
-database sees a new or revoked key on its next request.
+The store is one of the server's own tables (:class:`~cnnkit.serve.database.ServerTables`): a small
+SQLite file beside the galleries (``DIR/_keys.sqlite``) or the PostgreSQL schema ``cnnkit_serve`` of
+a ``postgresql://`` data store, so that every server on one database sees a new or revoked key on
+its next request.
 """
 from __future__ import annotations
 
@@ -12,18 +13,14 @@ import hashlib
 import hmac
 import os
 import secrets
-import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
 
 from cnnkit.core.errors import CnnkitError
+from cnnkit.serve.database import ServerTables
 
 ROLES = ("read", "write", "admin")
 KEYS_FILE = "_keys.sqlite"
-PG_SCHEMA = "cnnkit_serve"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {t} (
@@ -71,39 +68,14 @@ class KeyStore:
     """Keys in SQLite (a data directory) or PostgreSQL (a URL). One connection per thread."""
 
     def __init__(self, db: str | os.PathLike[str]) -> None:
-        self.target = os.fspath(db)
-        self.pg = self.target.startswith(("postgresql://", "postgres://"))
-        self._local = threading.local()
-        self._table = f"{PG_SCHEMA}.api_keys" if self.pg else "api_keys"
+        self.db = ServerTables(db, KEYS_FILE)
+        self.target, self.pg = self.db.target, self.db.pg
+        self._table = self.db.table("api_keys")
         self._ever = False
-        with self._conn() as c:
-            if self.pg:
-                c.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
-            c.execute(_SCHEMA.format(t=self._table))
-
-    # -- connections ---------------------------------------------------------------------------
-    def _connect(self) -> Any:
-        if self.pg:
-            import psycopg
-
-            return psycopg.connect(self.target, autocommit=True)
-        path = Path(self.target)
-        path.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path / KEYS_FILE, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
-        return conn
-
-    def _conn(self) -> "_Cursor":
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return _Cursor(conn, self.pg)
+        self.db.execute(_SCHEMA.format(t=self._table))
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self.db.close()
 
     # -- management (the CLI) --------------------------------------------------------------------
     def add(self, role: str, gallery: str = "*", note: str | None = None) -> tuple[str, ApiKey]:
@@ -113,21 +85,18 @@ class KeyStore:
         kid, secret = secrets.token_hex(4), secrets.token_hex(24)
         key = f"cnk_{kid}_{secret}"
         rec = ApiKey(kid, role, gallery, _now(), None, note)
-        with self._conn() as c:
-            c.execute(f"INSERT INTO {self._table}(id, hash, role, gallery, note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                      (kid, _digest(key), role, gallery, note, rec.created_at))
+        self.db.execute(f"INSERT INTO {self._table}(id, hash, role, gallery, note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (kid, _digest(key), role, gallery, note, rec.created_at))
         return key, rec
 
     def list(self) -> list[ApiKey]:
-        with self._conn() as c:
-            rows = c.execute(f"SELECT id, role, gallery, created_at, revoked_at, note FROM {self._table} "
-                             "ORDER BY created_at, id").fetchall()
+        rows = self.db.execute(f"SELECT id, role, gallery, created_at, revoked_at, note FROM {self._table} "
+                               "ORDER BY created_at, id").fetchall()
         return [ApiKey(*r) for r in rows]
 
     def revoke(self, kid: str) -> ApiKey:
-        with self._conn() as c:
-            n = c.execute(f"UPDATE {self._table} SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                          (_now(), kid)).rowcount
+        n = self.db.execute(f"UPDATE {self._table} SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                            (_now(), kid)).rowcount
         found = [k for k in self.list() if k.id == kid]
         if not found:
             raise KeyStoreError(f"no key with id {kid!r} (see `cnnkit serve keys list`)")
@@ -140,8 +109,7 @@ class KeyStore:
         """Has any key ever been created? (Revoked keys count, so revoking the last key never opens
         the server.)"""
         if not self._ever:
-            with self._conn() as c:
-                self._ever = c.execute(f"SELECT 1 FROM {self._table} LIMIT 1").fetchone() is not None
+            self._ever = self.db.execute(f"SELECT 1 FROM {self._table} LIMIT 1").fetchone() is not None
         return self._ever
 
     def check(self, key: str) -> ApiKey | None:
@@ -150,28 +118,11 @@ class KeyStore:
         parts = key.split("_")
         if len(parts) != 3 or parts[0] != "cnk" or len(parts[1]) != 8:
             return None
-        with self._conn() as c:
-            row = c.execute(f"SELECT hash, id, role, gallery, created_at, revoked_at, note FROM {self._table} "
-                            "WHERE id = ?", (parts[1],)).fetchone()
+        row = self.db.execute(f"SELECT hash, id, role, gallery, created_at, revoked_at, note FROM {self._table} "
+                              "WHERE id = ?", (parts[1],)).fetchone()
         if row is None:
             hmac.compare_digest(_digest(key), _digest(key))  # same work whether or not the id exists
             return None
         if not hmac.compare_digest(row[0], _digest(key)) or row[5] is not None:
             return None
         return ApiKey(*row[1:])
-
-
-class _Cursor:
-    """``?`` placeholders on both drivers; a context manager that does nothing but look the same."""
-
-    def __init__(self, conn: Any, pg: bool) -> None:
-        self.conn, self.pg = conn, pg
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        return self.conn.execute(sql.replace("?", "%s") if self.pg else sql, params)
-
-    def __enter__(self) -> "_Cursor":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
