@@ -55,10 +55,15 @@ def _extra_missing(exc: ImportError) -> None:
                    "[default: cnnkit.faces.encoders.DEFAULT_ENCODER].")
 @click.option("--detector", default="retinaface", show_default=True, help="retinaface or hog.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.option("--capture-unknown/--no-capture-unknown", default=False, show_default=True,
+              help="Keep each face identify names nobody (chip + embedding) to cluster and name later.")
+@click.option("--capture-retention-days", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Delete captured unknown faces last seen longer ago than this.")
 @threads_option
 @click.pass_context
 def serve(ctx: click.Context, db: str | None, host: str, port: int, workers: int, queue: int, max_upload: int,
-          encoder: str | None, detector: str, access_log: bool) -> None:
+          encoder: str | None, detector: str, access_log: bool, capture_unknown: bool,
+          capture_retention_days: float) -> None:
     """Serve the face galleries over HTTP (API under /v1, web page at /, docs at /docs).
 
     Ctrl-C stops it cleanly: running requests finish, then every gallery is closed."""
@@ -73,12 +78,15 @@ def serve(ctx: click.Context, db: str | None, host: str, port: int, workers: int
     t0 = time.perf_counter()
     target = db or _default_dir()
     service = Service(ServeConfig(db=target, workers=workers, queue=queue, max_upload=max_upload,
-                                  encoder=encoder, detector=detector))
+                                  encoder=encoder, detector=detector, capture_unknown=capture_unknown,
+                                  capture_retention_days=capture_retention_days))
     if not _loopback(host) and not service.keys.any():
         raise CnnkitError(f"refusing to listen on {host} without API keys; create one with "
                           f"`cnnkit serve keys add --db {target} --role admin`, or bind to 127.0.0.1")
     service.load()
     auth = "API keys required" if service.keys.any() else "no API keys yet: open to this machine only"
+    if capture_unknown:
+        auth += f"; capturing unknown faces (kept {capture_retention_days:g} days)"
     click.echo(f"cnnkit serve: models loaded in {time.perf_counter() - t0:.1f} s; data {target}; {auth}; "
                f"http://{host}:{port}/", err=True)
     config = uvicorn.Config(create_app(service), host=host, port=port, log_level="info", access_log=access_log,

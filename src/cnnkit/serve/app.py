@@ -126,9 +126,17 @@ def multipart(request: Request) -> None:
 Caller = Annotated[ApiKey | None, Depends(caller)]
 Multipart = Depends(multipart)
 GalleryName = Annotated[str, Path(pattern=NAME_RE.pattern, description="gallery name")]
-SubjectName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f/]*[^\x00-\x1f/\s][^\x00-\x1f/]*$",
-                                  description="subject (person) name")]
+#: a subject name: 1 to 200 characters, not blank, no control characters or slashes
+SUBJECT_PATTERN = r"^[^\x00-\x1f/]*[^\x00-\x1f/\s][^\x00-\x1f/]*$"
+SubjectName = Annotated[str, Path(min_length=1, max_length=200, pattern=SUBJECT_PATTERN, description="subject (person) name")]
+FaceId = Annotated[int, Path(ge=1, le=2**63 - 1, description="an unknown face's id, as listed")]
 FaceMode = Annotated[Literal["single", "largest"], Form(description="several faces: 422 (single) or take the main one")]
+
+
+class NameUnknown(BaseModel):
+    name: str = Field(min_length=1, max_length=200, pattern=SUBJECT_PATTERN, description="the person's name")
+    faces: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        min_length=1, max_length=10000, description="the ids of the faces to enroll: a cluster's, as listed")
 
 
 class NewGallery(BaseModel):
@@ -235,7 +243,7 @@ def create_app(service: Service) -> FastAPI:
               responses=problems(403, 409, 415, 422))
     async def create_gallery(key: Caller, body: NewGallery) -> Any:
         allow(key, "admin", None)
-        return await service.io(lambda: service.galleries.create(body.name, thumbnails=body.thumbnails))
+        return await service.io(lambda: service.create_gallery(body.name, thumbnails=body.thumbnails))
 
     @app.get("/v1/galleries/{gallery}", tags=["galleries"], summary="One gallery", responses=problems(403, 404, 422))
     async def get_gallery(key: Caller, gallery: GalleryName) -> Any:
@@ -246,7 +254,7 @@ def create_app(service: Service) -> FastAPI:
                 responses=problems(403, 404, 422))
     async def delete_gallery(key: Caller, gallery: GalleryName) -> Response:
         allow(key, "admin", None)
-        await service.io(service.galleries.drop, gallery)
+        await service.io(service.drop_gallery, gallery)
         return Response(status_code=204)
 
     # subjects ---------------------------------------------------------------------------------
@@ -351,6 +359,39 @@ def create_app(service: Service) -> FastAPI:
         allow(key, "read", None)
         data = await read(image)
         return await service.infer(service.embed, data)
+
+    # unknown faces --------------------------------------------------------------------------------
+    @app.get("/v1/galleries/{gallery}/unknown", tags=["unknown faces"],
+             summary="Faces identify named nobody (cnnkit serve --capture-unknown), in clusters, largest first",
+             responses=problems(403, 404, 422))
+    async def list_unknown(key: Caller, gallery: GalleryName) -> Any:
+        allow(key, "read", gallery)
+        return await service.infer(service.unknown_clusters, gallery)
+
+    @app.get("/v1/galleries/{gallery}/unknown/faces/{face_id}/chip", tags=["unknown faces"],
+             summary="An unknown face's 112 px chip",
+             responses={200: {"content": {"image/jpeg": {}}}, **problems(403, 404, 422)})
+    async def get_unknown_chip(key: Caller, gallery: GalleryName, face_id: FaceId) -> Response:
+        allow(key, "read", gallery)
+        data = await service.io(service.unknown_chip, gallery, face_id)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.delete("/v1/galleries/{gallery}/unknown/faces/{face_id}", tags=["unknown faces"], status_code=204,
+                summary="Forget one unknown face (nothing is enrolled)", responses=problems(403, 404, 422))
+    async def discard_unknown(key: Caller, gallery: GalleryName, face_id: FaceId) -> Response:
+        allow(key, "write", gallery)
+        await service.io(service.discard_unknown, gallery, face_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/galleries/{gallery}/unknown/name", tags=["unknown faces"], status_code=201,
+              summary="Enroll these unknown faces (a cluster's ids, as listed) as one person, in one "
+                      "transaction; 409 if any was named, discarded or purged since",
+              responses={200: {"description": "every face was already enrolled for this person"},
+                         **problems(403, 404, 409, 415, 422)})
+    async def name_unknown(key: Caller, gallery: GalleryName, body: NameUnknown) -> Any:
+        allow(key, "write", gallery)
+        status, out = await service.infer(service.name_unknown, gallery, body.name, body.faces)
+        return JSONResponse(out, status_code=status)
 
     # export / import ----------------------------------------------------------------------------
     @app.get("/v1/galleries/{gallery}/export", tags=["galleries"], summary="NDJSON: a header with the encoder tag, "

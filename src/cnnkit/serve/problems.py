@@ -12,6 +12,7 @@ from typing import Any
 
 from cnnkit.core import errors as E
 from cnnkit.serve.galleries import BadGalleryName, GalleryExists, GalleryNotFound
+from cnnkit.serve.unknown import StaleUnknownFaces
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://cnnkit.dev/problems/"
@@ -28,6 +29,7 @@ CODES: dict[str, tuple[int, str]] = {
     "gallery-exists": (409, "The gallery already exists"),
     "encoder-mismatch": (409, "Embeddings of another encoder"),
     "photo-enrolled": (409, "This photo is enrolled as another subject"),
+    "unknown-changed": (409, "Those unknown faces were named, discarded or purged since they were listed"),
     "image-too-large": (413, "Image or upload too large"),
     "unsupported-image": (415, "Not an image of a supported format"),
     "unsupported-media-type": (415, "Wrong content type"),
@@ -80,6 +82,8 @@ ERRORS: tuple[tuple[type[BaseException], Any], ...] = (
     (E.MultipleFacesError, "multiple-faces"),
     (E.EncoderMismatchError, "encoder-mismatch"),
     (E.PhotoEnrolledError, "photo-enrolled"),
+    (StaleUnknownFaces, "unknown-changed"),
+    (E.InvalidNameError, "invalid-request"),
     (E.UnknownNameError, "subject-not-found"),
     (E.ShapeError, "invalid-request"),
     (E.StoreError, "store-unavailable"),

@@ -8,6 +8,10 @@ deletions, export) runs in a second small pool so that it never waits behind inf
 
 Every operation is a plain method that calls ``cnnkit.faces`` and ``cnnkit.store``; the decision
 (threshold, its source, the binary head) is the same resolver the CLI uses.
+
+With ``capture_unknown``, every face that identify names nobody is kept
+(:class:`~cnnkit.serve.unknown.UnknownFaces`), clustered as ``cnnkit face cluster`` clusters a
+collection, and a cluster named once is enrolled as ``cnnkit face name`` enrolls it.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import threading
@@ -33,7 +38,10 @@ from cnnkit.data.image_io import load_image
 from cnnkit.serve.galleries import SERVE_NS, GalleryRegistry
 from cnnkit.serve.keys import KeyStore
 from cnnkit.serve.problems import Problem
+from cnnkit.serve.unknown import RETENTION_DAYS, UnknownFace, UnknownFaces
 from cnnkit.store.base import FaceSource, normalize_name
+
+log = logging.getLogger("cnnkit.serve")
 
 EXPORT_FORMAT = "cnnkit-gallery-export"
 THUMB_SIZE = 112
@@ -51,6 +59,9 @@ class ServeConfig:
         max_pixels: pixel limit of :func:`~cnnkit.data.image_io.load_image` (None: its default).
         encoder, detector: as for :class:`~cnnkit.faces.FacePipeline` (``encoder=None``: the default
             encoder, :data:`cnnkit.faces.encoders.DEFAULT_ENCODER`).
+        capture_unknown: keep each face identify names nobody (chip + embedding, per gallery).
+        capture_retention_days: captured faces last seen longer ago are deleted (whether or not
+            capture is on now).
     """
     db: str
     workers: int = 2
@@ -59,6 +70,8 @@ class ServeConfig:
     max_pixels: int | None = None
     encoder: str | None = None
     detector: str = "retinaface"
+    capture_unknown: bool = False
+    capture_retention_days: float = RETENTION_DAYS
 
 
 def _round_box(box: Sequence[float]) -> list[float]:
@@ -66,10 +79,13 @@ def _round_box(box: Sequence[float]) -> list[float]:
 
 
 class Service:
-    def __init__(self, config: ServeConfig, *, pipeline: Any = None) -> None:
+    def __init__(self, config: ServeConfig, *, pipeline: Any = None, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.galleries = GalleryRegistry(config.db)
         self.keys = KeyStore(config.db)
+        self.unknown = UnknownFaces(config.db, retention_days=config.capture_retention_days, clock=clock)
+        self._stop = threading.Event()
+        self._purger: threading.Thread | None = None
         self.pipeline = pipeline  # the default encoder's (new galleries, /embed, pair verification)
         self._fixed = pipeline is not None  # one pipeline handed in serves every gallery
         self._pipelines: dict[str, Any] = {}
@@ -90,7 +106,20 @@ class Service:
             from cnnkit.faces.encoders import choose_encoder
 
             self.pipeline = self._warm(choose_encoder(self.config.encoder))
+        if self._purger is None:
+            self._purger = threading.Thread(target=self._purge_unknown, name="cnnkit-purge", daemon=True)
+            self._purger.start()
         return self
+
+    def _purge_unknown(self) -> None:
+        """Delete the captured faces past their retention now, then hourly, until :meth:`close`."""
+        while True:
+            try:
+                self.unknown.purge()
+            except Exception:  # the store is down for now: the next round, or a request, retries
+                log.exception("purging the captured unknown faces failed")
+            if self._stop.wait(3600):
+                return
 
     def _warm(self, spec: str) -> Any:
         """A pipeline of encoder ``spec`` with its models loaded and run once."""
@@ -132,10 +161,14 @@ class Service:
         return self.pipeline is not None
 
     def close(self) -> None:
+        self._stop.set()
+        if self._purger is not None:
+            self._purger.join()
         self._pool.shutdown(wait=True, cancel_futures=False)
         self._io.shutdown(wait=True)
         self.galleries.close()
         self.keys.close()
+        self.unknown.close()
 
     # -- running jobs ----------------------------------------------------------------------------
     def retry_after(self) -> int:
@@ -192,7 +225,8 @@ class Service:
                 "metric": "euclidean", "gallery": gallery_name, "threshold": round(d.threshold, 6),
                 "threshold_source": d.threshold_source, "method": d.method,
                 "workers": self.config.workers, "queue": self.config.queue, "max_upload_bytes": self.config.max_upload,
-                "liveness_check": False}
+                "capture_unknown": self.config.capture_unknown,
+                "capture_retention_days": self.config.capture_retention_days, "liveness_check": False}
 
     # -- images ---------------------------------------------------------------------------------
     def image(self, data: bytes) -> np.ndarray:
@@ -228,7 +262,7 @@ class Service:
         ids = g.add_faces(subject, res.embedding[None, :], tag=pipe.tag,
                           sources=[FaceSource(name, digest, tuple(res.box))])
         if self.galleries.options(gallery_name).get("thumbnails") and g.get_setting(SERVE_NS, _thumb_key(subject)) is None:
-            g.set_setting(SERVE_NS, _thumb_key(subject), _thumbnail(rgb, res.box))
+            g.set_setting(SERVE_NS, _thumb_key(subject), base64.b64encode(face_chip(rgb, res.box)).decode())
         return 201, {"gallery": gallery_name, "subject": subject, "enrolled": True, "face_id": ids[0],
                      "box": _round_box(res.box)}
 
@@ -271,10 +305,15 @@ class Service:
         emb = np.stack([f.embedding for f in found]) if found else np.empty((0, pipe.dim), np.float32)
         named = identify_faces(emb, [f.box for f in found], g, d, k=top_k)
         named = assign_once(named, d.threshold, reassign=d.head is None)
+        captured = 0
+        if self.config.capture_unknown:
+            nobody = [(f.box, e, face_chip(rgb, f.box)) for f, e in zip(named, emb) if f.name is None]
+            if nobody:
+                captured = len(self.unknown.add(gallery_name, pipe.tag, hashlib.sha256(data).hexdigest(), nobody))
         return {"gallery": gallery_name, "threshold": round(d.threshold, 6),
                 "threshold_source": d.threshold_source, "method": d.method,
                 "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-                "faces": [f.to_dict() for f in named]}
+                "faces": [f.to_dict() for f in named], "captured": captured}
 
     def embed(self, data: bytes) -> dict[str, Any]:
         rgb = self.image(data)
@@ -282,6 +321,80 @@ class Service:
         return {"encoder_tag": self.pipeline.tag, "dimension": self.pipeline.dim,
                 "faces": [{"box": _round_box(f.box), "score": round(float(f.score), 4),
                            "embedding": [float(v) for v in f.embedding]} for f in found]}
+
+    # -- galleries --------------------------------------------------------------------------------
+    def create_gallery(self, name: str, *, thumbnails: bool = False) -> dict[str, Any]:
+        out = self.galleries.create(name, thumbnails=thumbnails)
+        self.unknown.drop_gallery(name)  # left by a gallery of this name deleted behind the server's back
+        return out
+
+    def drop_gallery(self, name: str) -> None:
+        """Delete the gallery, then the unknown faces captured for it."""
+        self.galleries.drop(name)
+        self.unknown.drop_gallery(name)
+
+    # -- unknown faces ------------------------------------------------------------------------------
+    def unknown_clusters(self, gallery_name: str) -> dict[str, Any]:
+        """The captured faces of a gallery, clustered as ``cnnkit face cluster`` clusters a
+        collection (:func:`~cnnkit.faces.cluster.collection.cluster_faces`, this gallery's encoder
+        and threshold): clusters largest first, most central face first, then the faces alone, then
+        ``known``: faces that now match an enrolled person. Each face is given by its capture id,
+        and naming takes those ids, so a click names the faces that were shown."""
+        from cnnkit.faces.cluster.collection import cluster_faces
+
+        g = self.galleries.get(gallery_name)
+        pipe = self.pipeline_for(gallery_name)
+        faces = self.unknown.faces(gallery_name, pipe.tag)
+        data = cluster_faces(_unknown_table(faces, pipe.tag, pipe.dim), pipe, gallery=g)
+
+        def listed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{"id": faces[f["face"]].id, "seen_at": faces[f["face"]].seen, "box": f["box"]} for f in rows]
+
+        clusters = [{"id": _cluster_id([faces[f["face"]].id for f in c["faces"]]), "size": c["size"],
+                     "faces": listed(c["faces"])} for c in data["clusters"]]
+        return {"gallery": gallery_name, "capture": self.config.capture_unknown,
+                "retention_days": self.config.capture_retention_days, "faces": len(faces),
+                "threshold": data["threshold"], "threshold_source": data["threshold_source"],
+                "clusters": clusters, "known": [{"name": k["name"], "faces": listed(k["faces"])} for k in data["known"]]}
+
+    def unknown_chip(self, gallery_name: str, face_id: int) -> bytes:
+        self.galleries.get(gallery_name)
+        chip = self.unknown.chip(gallery_name, face_id)
+        if chip is None:
+            raise Problem("not-found", f"no unknown face {face_id} in gallery {gallery_name!r}")
+        return chip
+
+    def discard_unknown(self, gallery_name: str, face_id: int) -> None:
+        self.galleries.get(gallery_name)
+        if not self.unknown.discard(gallery_name, face_id):
+            raise Problem("not-found", f"no unknown face {face_id} in gallery {gallery_name!r}")
+
+    def name_unknown(self, gallery_name: str, name: str, face_ids: Sequence[int]) -> tuple[int, dict[str, Any]]:
+        """Enroll the captured faces ``face_ids`` as ``name`` in one transaction, as ``cnnkit face
+        name`` enrolls a cluster (:func:`~cnnkit.faces.cluster.collection.name_faces`: a face already
+        stored is not stored twice), then delete them from the capture store. A face no longer
+        captured (named, discarded or purged since it was listed) refuses the whole request
+        (:class:`~cnnkit.serve.unknown.StaleUnknownFaces`, 409). Returns (201 or 200, body)."""
+        from cnnkit.faces.cluster.collection import name_faces
+
+        g = self.galleries.get(gallery_name)
+        name = normalize_name(name)
+        pipe = self.pipeline_for(gallery_name)
+        with self.unknown.claim(gallery_name, face_ids) as faces:
+            other = {f.encoder_tag for f in faces} - {pipe.tag}
+            if other:
+                raise EncoderMismatchError(f"these faces were captured with encoder {min(other)!r}; gallery "
+                                           f"{gallery_name!r} is served with {pipe.tag!r}")
+            result = name_faces(_unknown_table(faces, pipe.tag, pipe.dim), list(range(len(faces))), name, g, pipe.tag)
+            if self.galleries.options(gallery_name).get("thumbnails") and g.get_setting(SERVE_NS, _thumb_key(name)) is None:
+                chip = self.unknown.chip(gallery_name, faces[0].id)
+                if chip is not None:
+                    g.set_setting(SERVE_NS, _thumb_key(name), base64.b64encode(chip).decode())
+        conflicts = [{"id": faces[c["face"]].id, "enrolled_as": c["enrolled_as"]} for c in result["enrolled_as_someone_else"]]
+        body = {"gallery": gallery_name, "name": name, "enrolled": result["enrolled"],
+                "already_enrolled": result["already_enrolled"], "enrolled_as_someone_else": conflicts,
+                "removed": len(faces)}
+        return (201 if result["enrolled"] else 200), body
 
     # -- subjects -------------------------------------------------------------------------------
     def subjects(self, gallery_name: str, limit: int, cursor: str | None) -> dict[str, Any]:
@@ -370,8 +483,23 @@ def _thumb_key(name: str) -> str:
     return "thumbnail:" + hashlib.blake2b(name.encode(), digest_size=16, person=b"cnnkit-thumb").hexdigest()
 
 
-def _thumbnail(rgb: np.ndarray, box: Sequence[float]) -> str:
-    """A THUMB_SIZE px square JPEG chip around the face box, base64."""
+def _unknown_table(faces: Sequence[UnknownFace], tag: str, dim: int) -> Any:
+    """Captured faces as the face table of a collection (row i: ``faces[i]``; file ``unknown-ID``)."""
+    from cnnkit.faces.cluster.collection import FaceTable
+
+    table = FaceTable(f"{tag}|unknown", dim)
+    for f in faces:
+        table.add_photo(f"unknown-{f.id}", f.photo_sha256, [(list(f.box), f.embedding)], None)
+    return table
+
+
+def _cluster_id(ids: Sequence[int]) -> str:
+    """A name for the set of faces ``ids``: another set, another name."""
+    return "u" + hashlib.blake2b(",".join(map(str, sorted(ids))).encode(), digest_size=6).hexdigest()
+
+
+def face_chip(rgb: np.ndarray, box: Sequence[float]) -> bytes:
+    """A THUMB_SIZE px square JPEG chip around the face box (thumbnails and unknown faces)."""
     from PIL import Image
 
     x1, y1, x2, y2 = (float(v) for v in box)
@@ -382,7 +510,7 @@ def _thumbnail(rgb: np.ndarray, box: Sequence[float]) -> str:
     img = Image.fromarray(rgb[t:max(b, t + 1), l:max(r, l + 1)]).resize((THUMB_SIZE, THUMB_SIZE), Image.BILINEAR)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=85)
-    return base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
 
 
 def _encode_cursor(name: str) -> str:
