@@ -2,7 +2,8 @@
 // and is sent only as "Authorization: Bearer"; thumbnails are fetched with it and shown as blob URLs.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = { key: sessionStorage.getItem("cnnkit-key") || "", gallery: null, cursor: null, thumbs: false, urls: [] };
+const state = { key: sessionStorage.getItem("cnnkit-key") || "", gallery: null, cursor: null, thumbs: false, urls: [],
+                chips: [] };
 
 function say(text, error = false) {
   const div = document.createElement("div");
@@ -76,6 +77,7 @@ async function showGallery() {
   $("decision").dataset.source = info.threshold_source;
   state.cursor = null;
   await loadPeople(true);
+  if (location.hash === "#unknown") await loadUnknown();
 }
 
 async function loadPeople(reset) {
@@ -123,6 +125,93 @@ function personItem(s) {
     } catch (e) { say(e.message, true); }
   };
   li.append(name, count, del);
+  return li;
+}
+
+// -- the "Unknown faces" page (#unknown): faces identify named nobody, grouped by person ----------
+function showView() {
+  const unknown = location.hash === "#unknown";
+  document.querySelectorAll(".view-gallery").forEach((el) => { el.hidden = unknown; });
+  document.querySelectorAll(".view-unknown").forEach((el) => { el.hidden = !unknown; });
+  $("nav-gallery").classList.toggle("current", !unknown);
+  $("nav-unknown").classList.toggle("current", unknown);
+  if (unknown && state.gallery) loadUnknown().catch((e) => say(e.message, true));
+}
+
+async function loadUnknown() {
+  state.chips.forEach(URL.revokeObjectURL);
+  state.chips = [];
+  $("clusters").innerHTML = "";
+  const u = await api("GET", `/v1/galleries/${state.gallery}/unknown`);
+  const source = { verification: "the encoder's same-person threshold: too few faces to estimate a stricter one",
+                   collection: "estimated from these faces", gallery: "estimated from this gallery's people",
+                   given: "given" }[u.threshold_source] || u.threshold_source;
+  $("unknown-note").textContent = (u.capture
+    ? `Faces that identify named nobody (kept ${u.retention_days} days), grouped by person: ` +
+      `distance ≤ ${u.threshold.toFixed(3)} (${source}).`
+    : "Capture is off: start the server with --capture-unknown to keep the faces identify names nobody.") +
+    " Name a group once to enroll every face in it.";
+  const groups = [...u.clusters, ...u.known.map((k) => ({ faces: k.faces, size: k.faces.length, known: k.name }))];
+  for (const c of groups) $("clusters").appendChild(clusterItem(c));
+  $("unknown-empty").hidden = groups.length > 0;
+  $("unknown-count").textContent = `(${u.clusters.length})`;
+}
+
+const CHIPS_SHOWN = 12;
+
+function clusterItem(c) {
+  const li = document.createElement("li");
+  li.className = "cluster";
+  if (c.id) li.dataset.id = c.id;
+  const chips = document.createElement("div");
+  chips.className = "chips";
+  for (const f of c.faces.slice(0, CHIPS_SHOWN)) {
+    const img = document.createElement("img");
+    img.alt = `unknown face ${f.id}, seen ${f.seen_at}`;
+    img.title = `seen ${f.seen_at}`;
+    chips.appendChild(img);
+    api("GET", `/v1/galleries/${state.gallery}/unknown/faces/${f.id}/chip`).then((blob) => {
+      img.src = URL.createObjectURL(blob);
+      state.chips.push(img.src);
+    }).catch(() => {});
+  }
+  if (c.faces.length > CHIPS_SHOWN) {
+    const more = document.createElement("span");
+    more.className = "more";
+    more.textContent = `+${c.faces.length - CHIPS_SHOWN}`;
+    chips.appendChild(more);
+  }
+  const about = document.createElement("div");
+  about.className = "about";
+  about.textContent = `${c.size} face${c.size === 1 ? "" : "s"}` + (c.known ? `, now matching ${c.known}` : "");
+  const form = document.createElement("form");
+  form.className = "name-form";
+  const input = document.createElement("input");
+  input.placeholder = "name";
+  input.required = true;
+  input.value = c.known || "";
+  input.setAttribute("aria-label", "name of this person");
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.textContent = "Name and enroll";
+  form.append(input, button);
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    const name = input.value.trim();
+    if (!name) { say("type the person's name first", true); return; }
+    button.disabled = true;
+    try {
+      const r = await api("POST", `/v1/galleries/${state.gallery}/unknown/name`, { name, faces: c.faces.map((f) => f.id) });
+      li.remove();
+      say(`${r.name}: ${r.enrolled} face${r.enrolled === 1 ? "" : "s"} enrolled`);
+      await showGallery();
+    } catch (err) {
+      say(err.message, true);
+      button.disabled = false;
+      if (err.status === 409) await loadUnknown().catch(() => {});
+    }
+  };
+  li.append(chips, about, form);
   return li;
 }
 
@@ -221,6 +310,8 @@ window.addEventListener("DOMContentLoaded", () => {
     if (!file) { say("choose a photo first", true); return; }
     identify(file, file.name);
   };
+  window.addEventListener("hashchange", showView);
+  showView();
   $("camera-start").onclick = startCamera;
   $("camera-enroll").onclick = async () => enroll(await capture(), "webcam.jpg");
   $("camera-identify").onclick = async () => identify(await capture(), "webcam.jpg");
