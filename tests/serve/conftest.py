@@ -46,9 +46,9 @@ def serve_pipeline():
 def make_service(tmp_path: Path, serve_pipeline) -> Iterator[Callable[..., Service]]:
     made: list[Service] = []
 
-    def factory(**config) -> Service:
+    def factory(clock: Callable[[], float] = time.time, **config) -> Service:
         config.setdefault("db", str(tmp_path / "data"))
-        svc = Service(ServeConfig(**config), pipeline=serve_pipeline)
+        svc = Service(ServeConfig(**config), pipeline=serve_pipeline, clock=clock)
         made.append(svc)
         return svc
 
@@ -91,10 +91,20 @@ class Api:
 
 
 @pytest.fixture
-def api(make_service) -> Api:
-    svc = make_service().load()
-    key, _ = svc.keys.add("admin")
-    return Api(svc, key)
+def make_api(make_service) -> Callable[..., Api]:
+    """An Api over a loaded Service of these settings (``clock=`` too), with an admin key
+    (``keyless=True``: none)."""
+
+    def factory(*, keyless: bool = False, **config) -> Api:
+        svc = make_service(**config).load()
+        return Api(svc, None if keyless else svc.keys.add("admin")[0])
+
+    return factory
+
+
+@pytest.fixture
+def api(make_api) -> Api:
+    return make_api()
 
 
 def orl(rel: str) -> bytes:

@@ -109,3 +109,61 @@ def test_sign_in_enroll_identify_delete(tmp_path: Path, browser, start_server, a
     assert "POST /v1/galleries/{gallery}/identify" in page.inner_text("#ops")
     page.screenshot(path=str(shots / "5-docs.png"))
     assert not errors, errors
+
+
+def test_unknown_faces_page_names_a_cluster_with_one_click(tmp_path: Path, browser, start_server, add_key,
+                                                            img) -> None:
+    """`cnnkit serve --capture-unknown`: strangers identified through the API are listed on the
+    "Unknown faces" page as rows of chips, largest first; one click names a row, which disappears
+    while the person appears among the people, enrolled with every face of the row."""
+    import httpx
+    from playwright.sync_api import expect
+
+    shots = Path(os.environ.get("CNNKIT_SERVE_SCREENSHOTS") or tmp_path / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    db = str(tmp_path / "galleries")
+    key = add_key(db, "admin")
+    server = start_server(db, "--capture-unknown")
+    server.wait_ready()
+    seen = ["s39/1", "s39/2", "s39/3", "s39/4", "s40/1", "s40/2", "s40/3"]  # never enrolled
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as api:
+        assert api.post("/v1/galleries", json={"name": "door", "thumbnails": True}).status_code == 201
+        assert api.post("/v1/galleries/door/subjects/ann/faces",
+                        files={"image": ("ann.pgm", img.orl("s1/1"))}).status_code == 201
+        for rel in seen:
+            assert api.post("/v1/galleries/door/identify", files={"image": ("q.pgm", img.orl(rel))}).json()["captured"] == 1
+        clusters = api.get("/v1/galleries/door/unknown").json()["clusters"]
+        assert clusters[0]["size"] >= clusters[-1]["size"]
+        first = clusters[0]
+        s39 = {i + 1 for i, rel in enumerate(seen) if rel.startswith("s39")}  # capture ids, in order seen
+        assert {f["id"] for f in first["faces"]} <= s39 and first["size"] >= 3
+
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/")
+        page.fill("#key", key)
+        page.click("#signin")
+        page.wait_for_selector("#main", state="visible")
+        page.click("#nav-unknown")
+        rows = page.locator("#clusters li.cluster")
+        expect(rows).to_have_count(len(clusters))
+        row = page.locator(f'#clusters li[data-id="{first["id"]}"]')
+        assert rows.first.get_attribute("data-id") == first["id"]  # largest first
+        expect(row.locator(".chips img[src^='blob:']")).to_have_count(first["size"])
+        assert page.locator("#enroll-panel").is_hidden() and page.locator("#people-panel").is_visible()
+        assert "--capture-unknown" not in page.inner_text("#unknown-note")  # capture is on
+        page.screenshot(path=str(shots / "6-unknown-faces.png"), full_page=True)
+
+        row.locator("input").fill("bob")
+        row.locator("button").click()
+        expect(row).to_have_count(0)
+        page.wait_for_selector('#people li[data-name="bob"] img')  # enrolled, with the first chip as thumbnail
+        expect(rows).to_have_count(len(clusters) - 1)
+        page.screenshot(path=str(shots / "7-unknown-named.png"), full_page=True)
+        assert api.get("/v1/galleries/door/subjects/bob").json()["faces"] == first["size"]
+        r = api.post("/v1/galleries/door/identify", files={"image": ("q.pgm", img.orl("s39/5"))}).json()
+        assert [f["name"] for f in r["faces"]] == ["bob"]
+    assert not errors, errors
