@@ -33,6 +33,28 @@ _spec.loader.exec_module(_store)
 pg_url = _store.pg_url
 
 
+@pytest.fixture
+def data_store(tmp_path: Path, request) -> Callable[[str], str]:
+    """``--db`` of a fresh data store: ``"sqlite"`` a new directory, ``"postgresql"`` a new database
+    on the test PostgreSQL server."""
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return str(tmp_path / "galleries")
+        import uuid
+        from urllib.parse import urlsplit, urlunsplit
+
+        import psycopg
+
+        base = request.getfixturevalue("pg_url")
+        dbname = f"serve_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        return urlunsplit(urlsplit(base)._replace(path=f"/{dbname}"))
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def serve_pipeline():
     """The in-process service's pipeline: dlib's ResNet (128-d, threshold 0.6), the encoder these API

@@ -142,21 +142,8 @@ def test_concurrent_enrollment_disconnects_and_ctrl_c(tmp_path: Path, start_serv
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.pgvector)])
-def test_two_servers_share_one_gallery(backend: str, tmp_path: Path, start_server, add_key, img, request) -> None:
-    if backend == "sqlite":
-        db = str(tmp_path / "galleries")
-    else:
-        import uuid
-
-        import psycopg
-
-        base = request.getfixturevalue("pg_url")
-        dbname = f"serve_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-        from urllib.parse import urlsplit, urlunsplit
-
-        db = urlunsplit(urlsplit(base)._replace(path=f"/{dbname}"))
+def test_two_servers_share_one_gallery(backend: str, data_store, start_server, add_key, img) -> None:
+    db = data_store(backend)
     key = add_key(db, "admin")
     a, b = start_server(db), start_server(db)
     a.wait_ready()

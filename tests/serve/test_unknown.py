@@ -263,20 +263,8 @@ def test_routes_are_in_the_openapi_document(api) -> None:
 # -- the store on both backends -----------------------------------------------------------------
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.pgvector)])
-def test_the_store_on_both_backends(backend: str, tmp_path: Path, request) -> None:
-    if backend == "sqlite":
-        db = str(tmp_path / "data")
-    else:
-        import uuid
-        from urllib.parse import urlsplit, urlunsplit
-
-        import psycopg
-
-        base = request.getfixturevalue("pg_url")
-        name = f"unknown_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        db = urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+def test_the_store_on_both_backends(backend: str, data_store) -> None:
+    db = data_store(backend)
     clock = Clock()
     store = UnknownFaces(db, retention_days=1, clock=clock)
     try:
@@ -291,12 +279,10 @@ def test_the_store_on_both_backends(backend: str, tmp_path: Path, request) -> No
         assert [f.id for f in got] == ids and np.array_equal(got[1].embedding, vecs[1]) and got[1].box == (20, 0, 30, 10)
         assert store.faces("demo", "another-tag") == [] and store.chip("demo", ids[1]) == b"chip1"
         assert store.chip("other", ids[1]) is None  # ids are per store, faces per gallery
-        with pytest.raises(StaleUnknownFaces):
-            with store.claim("demo", [ids[0], late]):
-                pass
-        with pytest.raises(RuntimeError):  # an error inside the block: nothing deleted
-            with store.claim("demo", ids):
-                raise RuntimeError("enrollment failed")
+        with pytest.raises(StaleUnknownFaces), store.claim("demo", [ids[0], late]):
+            pass
+        with pytest.raises(RuntimeError), store.claim("demo", ids):  # an error inside the block: nothing deleted
+            raise RuntimeError("enrollment failed")
         with store.claim("demo", ids[:1]) as claimed:
             assert [f.id for f in claimed] == ids[:1]
         assert [f.id for f in store.faces("demo")] == ids[1:]

@@ -116,6 +116,14 @@ def allow(key: ApiKey | None, role: str, gallery: str | None) -> None:
                       + (f" on gallery {gallery!r}" if gallery else ""))
 
 
+#: the OpenAPI answer of a route that sends a JPEG chip
+JPEG = {200: {"content": {"image/jpeg": {}}}}
+
+
+def jpeg(data: bytes) -> Response:
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
 def multipart(request: Request) -> None:
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
@@ -274,11 +282,10 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/v1/galleries/{gallery}/subjects/{subject}/thumbnail", tags=["subjects"],
              summary="The subject's 112 px chip (galleries created with thumbnails)",
-             responses={200: {"content": {"image/jpeg": {}}}, **problems(403, 404, 422)})
+             responses={**JPEG, **problems(403, 404, 422)})
     async def get_thumbnail(key: Caller, gallery: GalleryName, subject: SubjectName) -> Response:
         allow(key, "read", gallery)
-        data = await service.io(service.thumbnail, gallery, subject)
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+        return jpeg(await service.io(service.thumbnail, gallery, subject))
 
     @app.delete("/v1/galleries/{gallery}/subjects/{subject}", tags=["subjects"], status_code=204,
                 summary="Delete a subject: every embedding and the thumbnail", responses=problems(403, 404, 422))
@@ -370,11 +377,10 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/v1/galleries/{gallery}/unknown/faces/{face_id}/chip", tags=["unknown faces"],
              summary="An unknown face's 112 px chip",
-             responses={200: {"content": {"image/jpeg": {}}}, **problems(403, 404, 422)})
+             responses={**JPEG, **problems(403, 404, 422)})
     async def get_unknown_chip(key: Caller, gallery: GalleryName, face_id: FaceId) -> Response:
         allow(key, "read", gallery)
-        data = await service.io(service.unknown_chip, gallery, face_id)
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+        return jpeg(await service.io(service.unknown_chip, gallery, face_id))
 
     @app.delete("/v1/galleries/{gallery}/unknown/faces/{face_id}", tags=["unknown faces"], status_code=204,
                 summary="Forget one unknown face (nothing is enrolled)", responses=problems(403, 404, 422))
