@@ -278,6 +278,25 @@ def enroll_photos(pipeline: Any, gallery: Gallery, items: Sequence[tuple[str, st
         yield outcome
 
 
+def folder_items(root: str | os.PathLike[str]) -> tuple[list[tuple[str, Path]], list[EnrollOutcome]]:
+    """``ROOT/PERSON/photo`` as :func:`enroll_photos` items, and an outcome for every entry that is
+    not a photo (``"error"`` when it was meant to be one, else ``"skipped"``), with its reason
+    (:func:`cnnkit.data.folders.walk_person_folders`)."""
+    from cnnkit.data.folders import walk_person_folders
+
+    walk = walk_person_folders(root)
+    not_used = [EnrollOutcome(e.path, e.person or "", "error" if e.error else "skipped", e.reason)
+                for e in walk.skipped]
+    return list(walk.photos), not_used
+
+
+def enroll_counts(outcomes: Sequence[EnrollOutcome]) -> dict[str, int]:
+    """How many photos were ``enrolled``, ``moved``, ``skipped`` and failed (``errors``)."""
+    statuses = [o.status for o in outcomes]
+    return {"enrolled": statuses.count("enrolled"), "moved": statuses.count("moved"),
+            "skipped": statuses.count("skipped"), "errors": statuses.count("error")}
+
+
 # -- verification and identification ---------------------------------------------------------------
 
 @dataclass(frozen=True)

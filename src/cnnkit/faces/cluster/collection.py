@@ -19,8 +19,9 @@ import numpy as np
 from cnnkit.core.download import sha256_file
 from cnnkit.core.errors import CnnkitError, InvalidImageError, UnknownNameError
 
-__all__ = ["FaceTable", "embed_photos", "cluster_table", "cluster_faces", "build_clusters", "write_json", "read_clusters",
-           "name_cluster", "name_faces", "merge_clusters", "split_face", "FACES_FILE", "CLUSTERS_FILE"]
+__all__ = ["FaceTable", "embed_photos", "cluster_table", "cluster_faces", "cluster_collection", "build_clusters",
+           "write_json", "read_clusters", "name_cluster", "name_faces", "merge_clusters", "split_face", "FACES_FILE",
+           "CLUSTERS_FILE"]
 
 FACES_FILE = "faces.npz"
 CLUSTERS_FILE = "clusters.json"
@@ -170,6 +171,39 @@ def cluster_table(table: FaceTable, verification_threshold: float, *, verificati
     data = build_clusters(table, labels, order=order, threshold=threshold, source=source,
                           verification_threshold=verification_threshold, known=known, encoder=encoder)
     return data
+
+
+def cluster_collection(pipeline: Any, photos: Iterable[Path], out_dir: str | os.PathLike[str], *, gallery: Any = None,
+                       on_photo: Callable[[str, str | None], None] | None = None
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``cnnkit face cluster``: embed every face of ``photos`` into ``out_dir`` (:func:`embed_photos`,
+    resumable), name the faces of people enrolled in ``gallery`` and cluster the rest
+    (:func:`cluster_faces`: the encoder's own threshold rule), then write OUT/clusters.json and
+    OUT/index.html.
+
+    Returns:
+        ``(summary, clusters document)``; the summary counts photos, faces, clusters of two faces or
+        more, faces left alone, faces recognised and photos without a usable face, and names the files.
+
+    Raises:
+        EncoderMismatchError: ``gallery`` holds embeddings of another encoder.
+    """
+    from cnnkit.faces.cluster.sheets import write_index
+    from cnnkit.store.base import check_tag
+
+    if gallery is not None:
+        check_tag(gallery.encoder_tag, pipeline.tag)
+    table = embed_photos(pipeline, photos, out_dir, on_photo=on_photo)
+    data = cluster_faces(table, pipeline, gallery)
+    clusters_json = Path(out_dir) / CLUSTERS_FILE
+    write_json(clusters_json, data)
+    index = write_index(data, out_dir)
+    groups = sum(c["size"] > 1 for c in data["clusters"])
+    summary = {"photos": data["photos"], "faces": data["faces"], "clusters": groups,
+               "alone": len(data["clusters"]) - groups, "known": sum(len(k["faces"]) for k in data["known"]),
+               "threshold": data["threshold"], "threshold_source": data["threshold_source"],
+               "errors": len(data["errors"]), "clusters_json": str(clusters_json), "index_html": str(index)}
+    return summary, data
 
 
 def build_clusters(table: FaceTable, labels: np.ndarray, *, order: dict[int, np.ndarray], threshold: float,
