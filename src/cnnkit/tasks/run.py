@@ -1,14 +1,18 @@
 """Train and evaluate a registered task: the library side of ``cnnkit conv train/evaluate``."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from cnnkit import __version__
+from cnnkit.core.numbers import round_metric
+from cnnkit.nn.checkpoint import load_model
 from cnnkit.tasks.registry import DataPath, get_task
 
 
@@ -54,3 +58,27 @@ def evaluate_model(model: nn.Module, config: dict[str, Any], *, data: DataPath =
     start = time.perf_counter()
     metrics = task.score(model.eval(), data=data)
     return metrics, time.perf_counter() - start
+
+
+def score_report(task: str, metric: str, metrics: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """A model's score as ``cnnkit conv train/evaluate`` print it: the task, its metric's value
+    (rounded by :func:`~cnnkit.core.numbers.round_metric`), the number of test items ``n`` when the
+    task counts them, and the seconds taken."""
+    out: dict[str, Any] = {"task": task, "metric": metric, "value": round_metric(float(metrics[metric]))}
+    if "n_test" in metrics:
+        out["n"] = int(metrics["n_test"])
+    return out | {"seconds": round(seconds, 2)}
+
+
+def model_for(target: str | os.PathLike[str]) -> tuple[nn.Module, tuple[int, ...]]:
+    """``(model, shape of one input without the batch dimension)`` of a saved model file, or of a
+    task's fresh model when ``target`` is a task name.
+
+    Raises:
+        UnknownNameError: neither a file nor a task name.
+    """
+    if Path(target).is_file():
+        model, config = load_model(target)
+        return model, tuple(config["input_shape"])
+    task = get_task(str(target))
+    return task.build(), tuple(task.input_shape)

@@ -29,10 +29,10 @@ from cnnkit.core.errors import CnnkitError
 from .activations import capture_activations
 from .filters import filter_image, first_conv
 from .receptive import unit_box
-from .render import activation_grid, contact_sheet
+from .render import MAX_MAPS, activation_grid, contact_sheet
 from .scan import ScanResult
 
-__all__ = ["units_json", "write_report", "write_index"]
+__all__ = ["units_json", "write_report", "write_index", "write_activation_maps"]
 
 
 def _source(dataset: Any, index: int) -> str:
@@ -112,6 +112,22 @@ def write_report(outdir: str | os.PathLike[str], result: ScanResult, dataset: An
     bar.close()
     write_index(out, doc, files, seen=result.seen)
     return {**doc, "files": files}
+
+
+def write_activation_maps(outdir: str | os.PathLike[str], model: nn.Module, item: Any, layers: Sequence[str], *,
+                          device: str = "cpu") -> list[tuple[Path, str, int, tuple[int, ...]]]:
+    """``OUTDIR/LAYER.png`` for each of ``layers``: the activation maps of one input ``item``
+    (C, *S), at most :data:`~cnnkit.visualize.render.MAX_MAPS` of them. ``outdir`` must exist.
+
+    Returns:
+        per layer, ``(path, layer, maps drawn, activation shape (C', *S'))``.
+    """
+    written = []
+    for layer, act in capture_activations(model, item[None].to(device), list(layers)).items():
+        path = Path(outdir) / f"{layer_file_name(layer)}.png"
+        activation_grid(act[0], item=item, title=layer, max_maps=MAX_MAPS).save(path)
+        written.append((path, layer, min(act.shape[1], MAX_MAPS), tuple(act.shape[1:])))
+    return written
 
 
 def _device(model: nn.Module):
