@@ -1,5 +1,4 @@
-"""The ``cnnkit`` command. Each command group lives in its own module (``cli/face.py``,
-``cli/style.py``...) and is imported only when it is called."""
+"""The ``cnnkit`` command; each command group lives in its own module, imported only when it is called."""
 from __future__ import annotations
 
 

@@ -1,5 +1,5 @@
-"""The root click group. Sub-commands are loaded lazily from the modules named in ``_COMMANDS``,
-so ``cnnkit face ...`` never imports the style-transfer code and vice versa."""
+"""The root click group. Each sub-command ``NAME`` is the attribute ``NAME`` of the module
+``cnnkit.cli.NAME``, loaded only when it is called (``cnnkit face ...`` never imports the style code)."""
 from __future__ import annotations
 
 import importlib
@@ -13,18 +13,8 @@ import click
 from cnnkit import __version__
 from cnnkit.core.errors import CnnkitError, ImageDecodeWarning
 
-# command name -> "module:attribute"; a module that is not present is simply not listed.
-_COMMANDS = {
-    "face": "cnnkit.cli.face:face",
-    "demo": "cnnkit.cli.demo:demo",
-    "train": "cnnkit.cli.train:train",
-    "head": "cnnkit.cli.head:head",
-    "style": "cnnkit.cli.style:style",
-    "visualize": "cnnkit.cli.visualize:visualize",
-    "conv": "cnnkit.cli.conv:conv",
-    "serve": "cnnkit.cli.serve:serve",
-    "weights": "cnnkit.cli.weights:weights",
-}
+# a module that is not present is simply not listed
+_COMMANDS = ("face", "demo", "train", "head", "style", "visualize", "conv", "serve", "weights")
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -38,15 +28,13 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        found = [n for n, target in _COMMANDS.items() if importlib.util.find_spec(target.split(":")[0])]
+        found = [name for name in _COMMANDS if importlib.util.find_spec(f"cnnkit.cli.{name}")]
         return sorted(set(found) | set(super().list_commands(ctx)))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in _COMMANDS:
-            module, attr = _COMMANDS[name].split(":")
-            if importlib.util.find_spec(module) is None:
-                return None
-            return getattr(importlib.import_module(module), attr)
+            module = f"cnnkit.cli.{name}"
+            return getattr(importlib.import_module(module), name) if importlib.util.find_spec(module) else None
         return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -62,7 +50,7 @@ class _LazyGroup(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="cnnkit")
 def cli() -> None:
     """cnnkit: face verification and recognition, Siamese training, style transfer, unit

@@ -1,76 +1,92 @@
-"""Options shared by several commands, as decorators."""
+"""Options shared by several commands, as decorators, and the pipeline and gallery the face commands open."""
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+from cnnkit.core.errors import CnnkitError
 
 F = TypeVar("F", bound=Callable[..., object])
 
 
-def format_option(fn: F) -> F:
-    """``--format table|json|csv`` (default table), passed to the command as ``fmt``."""
-    return click.option(
-        "--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-        show_default=True, help="Output format.",
-    )(fn)
+def options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several option decorators as one, listed in the order they appear in ``--help``."""
+    return lambda fn: functools.reduce(lambda f, option: option(f), reversed(decorators), fn)
 
 
-def db_option(fn: F) -> F:
-    """``--db PATH|URL``: the gallery (default: $CNNKIT_DB, else gallery.sqlite in the XDG data dir)."""
-    return click.option(
-        "--db", "db", default=None, metavar="PATH|URL",
-        help="Gallery: a SQLite file or a postgresql:// URL [default: $CNNKIT_DB, else "
-             "$XDG_DATA_HOME/cnnkit/gallery.sqlite].",
-    )(fn)
+class CommaList(click.ParamType):
+    """``1,2,3`` -> a tuple of ``kind``; a bad item is one error line naming the option."""
 
+    name = "text"
 
-def device_option(fn: F) -> F:
-    """``--device cpu|cuda`` (default cpu)."""
-    return click.option("--device", default="cpu", show_default=True, help="Torch device.")(fn)
+    def __init__(self, kind: type = str) -> None:
+        self.kind = kind
 
-
-def default_threads() -> int:
-    """The thread count every command uses unless ``--threads`` says otherwise: ``$CNNKIT_THREADS``,
-    else 1.
-
-    One thread is the fast choice on the small, busy machines cnnkit is run on: on the 2-core
-    development machine (load 3-8 from other jobs) one thread encoded an ORL face in 0.07 s against
-    0.75 s with two, onnxruntime's detector used half the CPU time per face with one thread, and
-    ``cnnkit conv train ecg200`` took a fraction of the time (README, "Measured with the defaults").
-    Raise it on an idle many-core machine."""
-    import os
-
-    raw = os.environ.get("CNNKIT_THREADS", "1")
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        raise click.BadParameter(f"CNNKIT_THREADS must be a positive integer, got {raw!r}") from None
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple:
+        try:
+            return tuple(self.kind(t.strip()) for t in str(value).split(",") if t.strip())
+        except ValueError:
+            what = {int: "integers", float: "numbers"}[self.kind]
+            raise CnnkitError(f"{param.opts[0] if param else value} must be comma-separated {what}, got {value!r}"
+                              ) from None
 
 
 def apply_threads(threads: int | None) -> int:
     """Set torch's intra-op threads for this process (the CLI is the application; the library never
-    does) and return the number, which the face commands also give onnxruntime's detector."""
+    does) and return the number, which the face commands also give onnxruntime's detector. The
+    default, ``$CNNKIT_THREADS`` else 1, is the fastest choice on the small busy machines cnnkit runs
+    on (README, "Measured with the defaults"); raise it on an idle many-core machine."""
     import torch
 
-    n = default_threads() if threads is None else threads
+    raw = os.environ.get("CNNKIT_THREADS", "1") if threads is None else threads
+    try:
+        n = max(1, int(raw))
+    except ValueError:
+        raise click.BadParameter(f"CNNKIT_THREADS must be a positive integer, got {raw!r}") from None
     torch.set_num_threads(n)
     return n
 
 
-def current_threads() -> int:
-    """The thread count :func:`apply_threads` set (torch's own count)."""
+format_option = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+                             help="Output format.")
+db_option = click.option("--db", metavar="PATH|URL", help="Gallery: a SQLite file or a postgresql:// URL "
+                         "[default: $CNNKIT_DB, else $XDG_DATA_HOME/cnnkit/gallery.sqlite].")
+device_option = click.option("--device", default="cpu", help="Torch device.")
+threads_option = click.option("--threads", type=click.IntRange(min=1), expose_value=False,
+                              callback=lambda ctx, param, n: apply_threads(n), help="CPU threads for torch and "
+                              "onnxruntime [default: $CNNKIT_THREADS, else 1, the fastest on a small busy machine].")
+
+
+def encoder_option(*, gallery: bool = True) -> Callable[[F], F]:
+    """--encoder, --detector and --threads of every command that runs the face pipeline
+    (``gallery``: whether the default is the gallery's own encoder)."""
+    first = "the one the gallery's embeddings come from, else " if gallery else ""
+    return options(
+        click.option("--encoder", help="Encoder name (a fusion: dlib_resnet+sface), or the path of a model trained "
+                                       f"with `cnnkit train` [default: {first}cnnkit.faces.encoders.DEFAULT_ENCODER]."),
+        click.option("--detector", default="retinaface", help="Face detector: retinaface or hog (dlib's, as "
+                                                              "face_recognition)."),
+        threads_option)
+
+
+def face_pipeline(encoder: str | None, detector: str, device: str, gallery: Any = None) -> Any:
+    """The pipeline of ``encoder``, or (None) of the gallery's own encoder, else the default."""
     import torch
 
-    return torch.get_num_threads()
+    from cnnkit.faces import FacePipeline
+    from cnnkit.faces.encoders import choose_encoder
+
+    tag = gallery.encoder_tag if gallery is not None else None
+    return FacePipeline(choose_encoder(encoder, tag), detector=detector, device=device, threads=torch.get_num_threads())
 
 
-def threads_option(fn: F) -> F:
-    """``--threads N``: one policy for every command that computes (face, demo, train, conv, style,
-    visualize, head): applied as soon as the option is parsed, default :func:`default_threads`."""
-    return click.option(
-        "--threads", type=click.IntRange(min=1), default=None, expose_value=False,
-        callback=lambda ctx, param, value: apply_threads(value),
-        help="CPU threads for torch and onnxruntime [default: $CNNKIT_THREADS, else 1, the fastest on a "
-             "small busy machine].",
-    )(fn)
+def open_db(db: str | None, *, create: bool = True) -> Any:
+    """The gallery ``--db`` names, searched with torch's score kernel."""
+    from cnnkit.distances.lowp import TorchScoreKernel
+    from cnnkit.store import open_gallery
+
+    return open_gallery(db, create=create, kernel=TorchScoreKernel())

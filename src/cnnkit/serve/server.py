@@ -50,6 +50,8 @@ def run_server(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000
                           f"`cnnkit serve keys add --db {config.db} --role admin`, or bind to 127.0.0.1")
     service.load()
     auth = "API keys required" if service.keys.any() else "no API keys yet: open to this machine only"
+    if config.capture_unknown:
+        auth += f"; capturing unknown faces (kept {config.capture_retention_days:g} days)"
     log(f"cnnkit serve: models loaded in {time.perf_counter() - t0:.1f} s; data {config.db}; {auth}; "
         f"http://{host}:{port}/")
     server = uvicorn.Config(create_app(service), host=host, port=port, log_level="info", access_log=access_log,
