@@ -8,7 +8,23 @@ import pytest
 
 from cnnkit.core.errors import StoreError
 from cnnkit.distances.lowp import TorchScoreKernel
-from cnnkit.store.search import NumpyKernel, SearchIndex, dequantise, quantise, search
+from cnnkit.store.search import (
+    INT8_COLUMNS,
+    NumpyKernel,
+    SearchIndex,
+    dequantise,
+    dequantise_int8,
+    quantise,
+    quantise_int8,
+    search,
+)
+
+
+class Float16Kernel(TorchScoreKernel):
+    """The float16 first pass for small batches (the format the search still proves and accepts)."""
+
+    def format_for(self, batch: int) -> str:
+        return "float16" if batch < self.batch_from else super().format_for(batch)
 
 
 def brute(matrix: np.ndarray, pid: np.ndarray, queries: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
@@ -56,21 +72,25 @@ def adversarial(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nd
     return x, pid, q
 
 
-@pytest.mark.parametrize("kernel", [NumpyKernel(), TorchScoreKernel(batch_from=3)], ids=["float32", "lowp"])
-def test_equals_brute_force_on_10000_galleries(kernel):
+@pytest.mark.parametrize("kernel, trials, formats", [
+    (NumpyKernel(), 2_000, {"float32"}),
+    (TorchScoreKernel(batch_from=3), 10_000, {"int8", "bfloat16"}),
+    (Float16Kernel(batch_from=3), 2_000, {"float16", "bfloat16"}),
+], ids=["float32", "lowp", "float16"])
+def test_equals_brute_force_on_10000_galleries(kernel, trials, formats):
     rng = np.random.default_rng(13)
-    formats = set()
-    for trial in range(10_000 if isinstance(kernel, TorchScoreKernel) else 2_000):
+    seen = set()
+    for trial in range(trials):
         x, pid, q = adversarial(rng)
         k = int(rng.integers(1, 7))
         index = SearchIndex.build(x, pid)
-        batch = q[: int(rng.choice([1, 2, 4]))]  # 1-2 queries: float16, 4: bfloat16
-        formats.add(kernel.format_for(len(batch)))
+        batch = q[: int(rng.choice([1, 2, 4]))]  # 1-2 queries: int8 (or float16), 4: bfloat16
+        seen.add(kernel.format_for(len(batch)))
         got = search(index, batch, k, kernel)
         want = brute(x, pid, batch, k)
         assert [[o for o, _ in r] for r in got] == [[o for o, _ in r] for r in want], trial
         assert [[d for _, d in r] for r in got] == [[d for _, d in r] for r in want], trial
-    assert formats == ({"float32"} if isinstance(kernel, NumpyKernel) else {"float16", "bfloat16"})
+    assert seen == formats
 
 
 def test_many_blocks_and_people_with_many_faces():
@@ -88,6 +108,24 @@ def test_bfloat16_rounds_to_nearest_even():
     x = np.array([[1.0 + 2.0 ** -8, 1.0 + 3 * 2.0 ** -8, 1.0 + 2.0 ** -9, -(1.0 + 2.0 ** -8)]], np.float32)
     # halfway cases go to the even neighbour; below halfway rounds down
     assert dequantise(quantise(x, "bfloat16"), "bfloat16").tolist() == [[1.0, 1.0 + 2.0 ** -6, 1.0, -1.0]]
+
+
+def test_int8_copy_holds_codes_times_a_bfloat16_scale():
+    x = np.array([[1.0, -0.5, 0.25], [0.0, 0.0, 0.0], [3e-39, -1e-40, 0.0], [1e30, 2.0, -1e30]], np.float32)
+    codes, scale = quantise_int8(x)
+    assert codes.shape == (4, INT8_COLUMNS) and not codes[:, 3:].any()  # padded with zero codes
+    s = dequantise(scale, "bfloat16").astype(np.float64)
+    assert np.all(s >= np.abs(x).max(1) / 127) and np.all(s >= 2.0 ** -126)
+    assert np.all(np.abs(codes) <= 127)
+    assert dequantise(quantise(s.astype(np.float32)[None], "bfloat16"), "bfloat16")[0].tolist() == s.tolist()
+    values = dequantise_int8(codes, scale, 3).astype(np.float64)
+    assert np.all(np.abs(values - x) <= s[:, None] / 2)  # round to nearest
+    assert values[0].tolist() == [codes[0, 0] * s[0], codes[0, 1] * s[0], codes[0, 2] * s[0]]
+
+
+def test_int8_kernel_passes_its_own_check():
+    kernel = TorchScoreKernel()
+    assert kernel.format_for(1) == "int8" and kernel.format_for(8) == "bfloat16"
 
 
 def test_float16_overflow_is_refused():

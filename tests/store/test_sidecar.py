@@ -16,7 +16,7 @@ import pytest
 
 from cnnkit.distances.lowp import TorchScoreKernel
 from cnnkit.store import SQLiteGallery
-from cnnkit.store.search import dequantise, quantise
+from cnnkit.store.search import dequantise, quantise, quantise_int8
 from cnnkit.store.sidecar import sidecar_path
 
 
@@ -150,7 +150,7 @@ def test_removal_leaves_no_bytes_of_the_person_in_the_sidecar(gallery_file):
     def patterns(rows):
         out = []
         for v in rows:
-            out += [v.astype("<f4").tobytes(), v.astype("<f2").tobytes(),
+            out += [v.astype("<f4").tobytes(), quantise_int8(v[None])[0][0, :len(v)].tobytes(),
                     quantise(v[None], "bfloat16")[0].astype("<u2").tobytes()]
         return out
 

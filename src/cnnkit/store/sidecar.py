@@ -1,8 +1,9 @@
 """The search matrix beside an SQLite gallery, memory-mapped so that a gallery opens at once.
 
 ``gallery.sqlite.vectors`` holds what :class:`cnnkit.store.search.SearchIndex` reads: the float32
-matrix, per-row norms and person ordinals, the person ids, and the float16 and bfloat16 copies with
-their per-row rounding errors, as little-endian arrays at 4096-aligned offsets after a JSON header.
+matrix, per-row norms and person ordinals, the person ids, and the int8 (one query) and bfloat16
+(batches) copies with their per-row rounding errors, as little-endian arrays at 4096-aligned offsets
+after a JSON header.
 
 **Never a wrong answer.** The header names the gallery (``gallery_id``, random per gallery) and the
 *generation* the arrays were read at. The generation lives in the database (``meta``) and is bumped
@@ -26,10 +27,13 @@ import numpy as np
 
 from cnnkit.core.errors import StoreError
 from cnnkit.store.codec import decode_matrix
-from cnnkit.store.search import SearchIndex, quantisation_error, quantise
+from cnnkit.store.search import INT8_COLUMNS, Copy, SearchIndex, make_copy
 
 MAGIC = "cnnkit-gallery-vectors"
-FORMAT_VERSION = 1
+#: 2: an int8 copy (codes + bfloat16 scales) in place of the float16 one
+FORMAT_VERSION = 2
+#: the copies kept in the file, and their arrays' little-endian types
+COPIES = {"int8": "<i1", "bfloat16": "<u2"}
 _ALIGN = 4096
 _HEADER_BYTES = 4096
 #: rows read from the database and written to the sidecar per step: the build's memory beyond the
@@ -64,8 +68,10 @@ def iter_rows(conn: sqlite3.Connection, dim: int, chunk: int = CHUNK_ROWS) -> It
 def _layout(n: int, dim: int, people: int) -> dict[str, tuple[int, str, tuple[int, ...]]]:
     arrays = [("matrix", "<f4", (n, dim)), ("half_sq", "<f8", (n,)), ("owners", "<i8", (n,)),
               ("person_ids", "<i8", (people,))]
-    for fmt, dt in (("float16", "<f2"), ("bfloat16", "<u2")):
-        arrays += [(fmt, dt, (n, dim)), (fmt + ".err", "<f8", (n,)), (fmt + ".norm", "<f8", (n,))]
+    for fmt, dt in COPIES.items():
+        width = -(-dim // INT8_COLUMNS) * INT8_COLUMNS if fmt == "int8" else dim
+        arrays += [(fmt, dt, (n, width)), (fmt + ".err", "<f8", (n,)), (fmt + ".norm", "<f8", (n,))]
+    arrays.append(("int8.scale", "<u2", (n,)))
     out, offset = {}, _HEADER_BYTES
     for name, dt, shape in arrays:
         out[name] = (offset, dt, shape)
@@ -100,11 +106,12 @@ def build(conn: sqlite3.Connection, path: Path, dim: int) -> None:
                 m64 = block.astype(np.float64)
                 small["half_sq"][row:row + b] = 0.5 * (m64 * m64).sum(1)
                 _pwrite(fd, block.astype("<f4"), layout["matrix"][0] + row * dim * 4)
-                for fmt in ("float16", "bfloat16"):
-                    copy = quantise(block, fmt)
-                    err, norm = quantisation_error(block, copy, fmt)
-                    small[fmt + ".err"][row:row + b], small[fmt + ".norm"][row:row + b] = err, norm
-                    _pwrite(fd, copy.astype(layout[fmt][1]), layout[fmt][0] + row * dim * 2)
+                for fmt, dt in COPIES.items():
+                    copy = make_copy(block, fmt)
+                    small[fmt + ".err"][row:row + b], small[fmt + ".norm"][row:row + b] = copy.err, copy.norm
+                    if copy.scale is not None:
+                        small[fmt + ".scale"][row:row + b] = copy.scale
+                    _pwrite(fd, copy.rows.astype(dt), layout[fmt][0] + row * copy.rows.shape[1] * np.dtype(dt).itemsize)
                 row += b
             if row != n:
                 raise StoreError(f"read {row} faces, expected {n}")
@@ -157,7 +164,8 @@ def load(path: Path, gallery_id: str, gen: str) -> SearchIndex | None:
         # copy-on-write: the arrays are writable numpy views (torch wants that) that never write back
         arrays[name] = (np.memmap(f, dtype=dt, mode="c", offset=offset, shape=tuple(shape))
                         if nbytes else np.zeros(shape, dt))
-    copies = {fmt: (arrays[fmt], arrays[fmt + ".err"], arrays[fmt + ".norm"]) for fmt in ("float16", "bfloat16")}
+    copies = {fmt: Copy(arrays[fmt], arrays[fmt + ".err"], arrays[fmt + ".norm"], arrays.get(fmt + ".scale"))
+              for fmt in COPIES}
     offset, dim = head["arrays"]["matrix"][0], int(head["dim"])
     return SearchIndex(arrays["matrix"], arrays["owners"], arrays["person_ids"], arrays["half_sq"], copies,
                        row_reader=lambda idx: _read_rows(f, offset, dim, idx))

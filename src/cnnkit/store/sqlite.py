@@ -73,7 +73,7 @@ class SQLiteGallery:
         synchronous: ``"NORMAL"`` (default; durable across application crashes) or ``"FULL"``
             (also across power loss).
         kernel: the search's first pass (``store.search.ScoreKernel``); default float32 numpy.
-            ``cnnkit.distances.lowp.TorchScoreKernel`` scans float16 / bfloat16 copies instead.
+            ``cnnkit.distances.lowp.TorchScoreKernel`` scans int8 / bfloat16 copies instead.
     """
 
     def __init__(self, path: str | os.PathLike[str] | sqlite3.Connection = ":memory:", *,
