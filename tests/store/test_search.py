@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnkit.core.errors import StoreError
+from cnnkit.core.errors import ConfigError, StoreError
 from cnnkit.distances.lowp import TorchScoreKernel
 from cnnkit.store.search import (
     INT8_COLUMNS,
@@ -74,8 +74,8 @@ def adversarial(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nd
 
 @pytest.mark.parametrize("kernel, trials, formats", [
     (NumpyKernel(), 2_000, {"float32"}),
-    (TorchScoreKernel(batch_from=3), 10_000, {"int8", "bfloat16"}),
-    (Float16Kernel(batch_from=3), 2_000, {"float16", "bfloat16"}),
+    (TorchScoreKernel(batch_from=3, batch_format="bfloat16"), 10_000, {"int8", "bfloat16"}),
+    (Float16Kernel(batch_from=3, batch_format="int8"), 2_000, {"float16", "int8"}),
 ], ids=["float32", "lowp", "float16"])
 def test_equals_brute_force_on_10000_galleries(kernel, trials, formats):
     rng = np.random.default_rng(13)
@@ -100,7 +100,9 @@ def test_many_blocks_and_people_with_many_faces():
     pid = np.sort(rng.integers(0, 9_000, 50_000))
     q = rng.integers(-3, 4, (9, 8)).astype(np.float32)
     index = SearchIndex.build(x, pid)
-    for kern, batch in ((NumpyKernel(), q), (TorchScoreKernel(), q[:1]), (TorchScoreKernel(), q)):
+    kernels = [(NumpyKernel(), q), (TorchScoreKernel(), q[:1])]
+    kernels += [(TorchScoreKernel(batch_format=fmt), q) for fmt in ("bfloat16", "int8")]
+    for kern, batch in kernels:
         assert search(index, batch, 10, kern) == brute(x, pid, batch, 10)
 
 
@@ -124,8 +126,11 @@ def test_int8_copy_holds_codes_times_a_bfloat16_scale():
 
 
 def test_int8_kernel_passes_its_own_check():
-    kernel = TorchScoreKernel()
+    kernel = TorchScoreKernel(batch_format="bfloat16")
     assert kernel.format_for(1) == "int8" and kernel.format_for(8) == "bfloat16"
+    assert TorchScoreKernel(batch_format="int8").format_for(8) == "int8"
+    with pytest.raises(ConfigError, match="batch_format"):
+        TorchScoreKernel(batch_format="float16")
 
 
 def test_float16_overflow_is_refused():

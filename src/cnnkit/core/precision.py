@@ -7,6 +7,9 @@ A product of a bfloat16 query value (8 significant bits), a code (7) and a scale
 significant bits, so it is exact in float32 whichever two factors the kernel multiplies first."""
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 #: the formats a gallery copy can be scanned in
 FORMATS = ("float32", "float16", "bfloat16", "int8")
 #: unit roundoff (round to nearest) of each format's output (int8: the bfloat16 the kernel returns)
@@ -35,3 +38,19 @@ def product_roundoff(fmt: str, dim: int) -> float:
     after summing the code products."""
     g, u = accumulation_roundoff(dim + 1 if fmt == "int8" else dim), UNIT_ROUNDOFF[fmt]
     return g + u + g * u
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(w for line in text.splitlines() if line.startswith("flags") for w in line.split())
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch converts
+    to float32 first, and a bfloat16 matrix product is slower than float32 BLAS."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())

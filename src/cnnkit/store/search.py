@@ -80,8 +80,8 @@ BLOCK_ROWS = 32768
 SCORES_PER_BLOCK = 262144
 #: first blocks are smaller, so that a threshold is known before the big blocks are scanned
 FIRST_BLOCKS = (2048, 8192, 32768)
-#: an int8 copy's rows are padded with zero codes to a multiple of this many columns (the kernels
-#: read 8, 16 or 32 codes at a time)
+#: an int8 copy's rows are padded with zero codes to a multiple of this many columns (torch's
+#: kernels read 8 or 16 codes at a time and do not check D; a multiple of 32 suits both)
 INT8_COLUMNS = 32
 
 

@@ -22,7 +22,6 @@ import functools
 import os
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
@@ -33,6 +32,7 @@ from torch import Tensor, nn
 
 from cnnkit.core.errors import CnnkitError, InvalidImageError
 from cnnkit.core.numbers import format_metric
+from cnnkit.core.precision import native_bfloat16
 from cnnkit.core.paths import check_output_file
 from cnnkit.data.image_io import load_image
 from cnnkit.nn.vgg import VGG19_LAYERS, vgg19_features
@@ -212,14 +212,6 @@ def _threads(n: int | None) -> Iterator[None]:
 
 
 @functools.cache
-def _cpu_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    return frozenset(w for line in text.splitlines() if line.startswith("flags") for w in line.split())
-
-
 def encoder_dtype(precision: str, device: str) -> torch.dtype | None:
     """The dtype VGG19 runs in for ``precision`` on ``device`` (``None``: float32)."""
     if precision == "float32":
@@ -229,7 +221,7 @@ def encoder_dtype(precision: str, device: str) -> torch.dtype | None:
     if str(device).startswith("cuda"):
         native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     else:
-        native = bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
+        native = native_bfloat16()
     return torch.bfloat16 if native else None
 
 
