@@ -9,7 +9,8 @@ free). Side by side on the same embeddings, in the same run:
   the encoder's false-accept rate (``encoder_cluster_far``), as ``cnnkit face cluster`` runs it;
   also with groups merging a little further apart than single faces (``MergeRule``, off by
   default) and at a few fixed thresholds, for reference;
-- dlib's Chinese whispers (what face_recognition users run) at 0.45, 0.5, 0.55 and 0.6;
+- dlib's Chinese whispers (what face_recognition users run) at 0.45, 0.5, 0.55 and 0.6 (``--fine``:
+  every 0.01 from 0.45 to 0.60, for the best a user could find by trying);
 - scikit-learn's agglomerative average linkage (Euclidean) at 0.45, 0.5, 0.55 and 0.6 (one fit with
   the full tree, cut at each threshold; its time is the fit's).
 
@@ -95,6 +96,8 @@ def main() -> None:
     ap.add_argument("--outside-view1", action="store_true",
                     help="only the photos outside View 1 (none of them was seen when CLUSTER_FAR was chosen)")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--fine", action="store_true",
+                    help="the peers at every 0.01 from 0.45 to 0.60 (dlib's scale) instead of the four thresholds")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     import torch
@@ -116,7 +119,8 @@ def main() -> None:
     have = np.isin(np.arange(len(files)), [i for i, f in enumerate(files) if f in set(ok)])
     vt = pipe.default_threshold
     scale = vt / 0.6  # the fixed thresholds below are dlib's (default 0.6); other encoders: in proportion
-    peer_thresholds = tuple(round(t * scale, 4) for t in PEER_THRESHOLDS)
+    grid = tuple(round(0.45 + 0.01 * i, 2) for i in range(16)) if args.fine else PEER_THRESHOLDS
+    peer_thresholds = tuple(round(t * scale, 4) for t in grid)
     rows = []
 
     def add(method: str, threshold: float | str, labels: np.ndarray, seconds: float) -> None:
@@ -125,7 +129,7 @@ def main() -> None:
 
     if args.tune:
         stats = impostor_stats(x, vt)
-        for far in (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6):
+        for far in (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 5e-7, 3e-7, 2e-7, 1e-7, 5e-8, 3e-8, 1e-8):
             t = min(vt, threshold_from_stats(stats, far))
             t0 = time.perf_counter()
             res = cluster_embeddings(x, verification_threshold=vt, threshold=t)
@@ -143,7 +147,7 @@ def main() -> None:
             print(f"merge rule: pair {rule.pair_threshold:.4f}, large groups {rule.group_threshold:.4f} (variance "
                   f"shares people {rule.shared:.3f}, photos {rule.per_face:.3f}, rest {rule.pairwise:.3f}, from "
                   f"{rule.pairs} mutual nearest pairs)", file=sys.stderr)
-        for t in peer_thresholds[:3]:
+        for t in tuple(round(t * scale, 4) for t in PEER_THRESHOLDS[:3]):
             t0 = time.perf_counter()
             add("cnnkit (fixed threshold)", t, cluster_embeddings(x, verification_threshold=vt, threshold=t).labels,
                 time.perf_counter() - t0)

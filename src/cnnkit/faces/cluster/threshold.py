@@ -36,7 +36,7 @@ CLUSTER_FAR = 3e-5
 def encoder_cluster_far(encoder: Any) -> float:
     """The false-accept rate the threshold rule uses for this encoder's embeddings: its own
     ``cluster_far`` when it declares one (chosen like :data:`CLUSTER_FAR`, on LFW pairsDevTrain's
-    photos: the fitted fusion's is 1e-6), else :data:`CLUSTER_FAR` (chosen for dlib's ResNet)."""
+    photos: the fitted fusion's is 1e-7), else :data:`CLUSTER_FAR` (chosen for dlib's ResNet)."""
     return float(getattr(encoder, "cluster_far", CLUSTER_FAR))
 #: faces sampled (each side) to estimate the impostor statistics: the cost is this squared
 IMPOSTOR_SAMPLE = 2000
