@@ -2,13 +2,12 @@
 ``package.module:NAME`` (imported and checked before it is called)."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cnnkit.core.errors import CnnkitError
+from cnnkit.core.imports import import_attribute
 
 
 def load_factory(spec: str) -> tuple[Callable[..., Any], str]:
@@ -18,21 +17,9 @@ def load_factory(spec: str) -> tuple[Callable[..., Any], str]:
     Raises:
         CnnkitError: no such file, module or attribute (the message names ``spec``).
     """
-    target, _, attr = spec.rpartition(":")
-    try:
-        if target.endswith(".py"):
-            module_spec = importlib.util.spec_from_file_location(Path(target).stem, target)
-            if module_spec is None or not Path(target).is_file():
-                raise CnnkitError(f"{target}: no such Python file")
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)  # type: ignore[union-attr]
-        else:
-            module = importlib.import_module(target)
-        factory = getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
-        raise CnnkitError(f"{spec}: cannot import the model factory: {exc}") from exc
+    factory, name = import_attribute(spec, what="model factory")
     check_factory(spec, factory)
-    return factory, Path(target).stem if target.endswith(".py") else target.rsplit(".", 1)[-1]
+    return factory, name
 
 
 def check_factory(spec: str, factory: Any) -> None:
