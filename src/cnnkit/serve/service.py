@@ -261,8 +261,7 @@ class Service:
         name = os.path.basename(file_name or "")[:200] or None
         ids = g.add_faces(subject, res.embedding[None, :], tag=pipe.tag,
                           sources=[FaceSource(name, digest, tuple(res.box))])
-        if self.galleries.options(gallery_name).get("thumbnails") and g.get_setting(SERVE_NS, _thumb_key(subject)) is None:
-            g.set_setting(SERVE_NS, _thumb_key(subject), base64.b64encode(face_chip(rgb, res.box)).decode())
+        self._first_thumbnail(gallery_name, g, subject, lambda: face_chip(rgb, res.box))
         return 201, {"gallery": gallery_name, "subject": subject, "enrolled": True, "face_id": ids[0],
                      "box": _round_box(res.box)}
 
@@ -386,15 +385,20 @@ class Service:
                 raise EncoderMismatchError(f"these faces were captured with encoder {min(other)!r}; gallery "
                                            f"{gallery_name!r} is served with {pipe.tag!r}")
             result = name_faces(_unknown_table(faces, pipe.tag, pipe.dim), list(range(len(faces))), name, g, pipe.tag)
-            if self.galleries.options(gallery_name).get("thumbnails") and g.get_setting(SERVE_NS, _thumb_key(name)) is None:
-                chip = self.unknown.chip(gallery_name, faces[0].id)
-                if chip is not None:
-                    g.set_setting(SERVE_NS, _thumb_key(name), base64.b64encode(chip).decode())
+            self._first_thumbnail(gallery_name, g, name, lambda: self.unknown.chip(gallery_name, faces[0].id))
         conflicts = [{"id": faces[c["face"]].id, "enrolled_as": c["enrolled_as"]} for c in result["enrolled_as_someone_else"]]
         body = {"gallery": gallery_name, "name": name, "enrolled": result["enrolled"],
                 "already_enrolled": result["already_enrolled"], "enrolled_as_someone_else": conflicts,
                 "removed": len(faces)}
         return (201 if result["enrolled"] else 200), body
+
+    def _first_thumbnail(self, gallery_name: str, g: Any, name: str, chip: Callable[[], bytes | None]) -> None:
+        """A gallery created with thumbnails keeps the first chip of each person: ``chip()`` (JPEG
+        bytes, made only when needed) is stored when ``name`` has none yet."""
+        if self.galleries.options(gallery_name).get("thumbnails") and g.get_setting(SERVE_NS, _thumb_key(name)) is None:
+            data = chip()
+            if data is not None:
+                g.set_setting(SERVE_NS, _thumb_key(name), base64.b64encode(data).decode())
 
     # -- subjects -------------------------------------------------------------------------------
     def subjects(self, gallery_name: str, limit: int, cursor: str | None) -> dict[str, Any]:
