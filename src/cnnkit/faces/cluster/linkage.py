@@ -8,11 +8,12 @@ It is computed exactly and with memory linear in N:
   mean of values all above tau^2 is above tau^2). So only the pairs of faces within tau are needed:
   :func:`radius_graph` finds them in tiles of one float32 matrix product (never an N x N matrix;
   a proven rounding margin, then float64), keeping at most ``max_neighbors`` per face, and
-  PostgreSQL's HNSW graph can stand in for it. Groups in different connected components of that
-  graph never merge, so each component is merged on its own.
+  PostgreSQL's HNSW graph can stand in for it.
 * The mean squared distance of two groups follows from their sizes, sums and sums of squared
   norms: mean ||a - b||^2 = q_A / n_A + q_B / n_B - 2 s_A . s_B / (n_A n_B). So a merge costs O(D)
   per neighbouring group, whatever the group sizes.
+* Each group keeps its nearest mergeable neighbour, and a heap holds one entry per group (a lower
+  bound where that neighbour has since moved away, found again only when it comes to the top).
 
 When no face has more than ``max_neighbors`` neighbours within tau, the result is the one of the
 naive O(N^3) algorithm (:func:`naive_average_linkage`, kept for the tests).
@@ -223,6 +224,11 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
     distance is at most ``limit(n_a, n_b)`` (never above ``radius ** 2``, so that the graph holds
     every pair that could merge): of the pairs of groups within their limit, the closest merge first.
 
+    Each group keeps its nearest mergeable neighbour (the generic algorithm of Müllner, "Modern
+    hierarchical, agglomerative clustering algorithms", 2011), and the heap holds one entry per
+    group: after a merge only the new group and the neighbours whose nearest it changed are
+    looked at again, not every pair around it.
+
     Returns:
         int64 (N,): clusters numbered 0, 1, ... from the largest (ties: the one holding the lowest
         face index first); ``-1`` for a face left alone.
@@ -246,86 +252,121 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
             value = cache[key] = r2 if limit is None else min(r2, float(limit(*key)))
         return value
 
-    def within(d: float, na: int, nb: int) -> bool:
-        return d <= lim(na, nb)
-    sums = emb.copy()                       # s: sum of a group's vectors, kept at its lowest face index
-    sqn = (emb * emb).sum(1)                # q: sum of their squared norms
+    def within(d: np.ndarray, na: int, nb: np.ndarray) -> np.ndarray:
+        if limit is None:
+            return d <= r2
+        return d <= np.array([lim(na, x) for x in nb.tolist()])
+
+    # A group is kept at its lowest face index: s (sum of its vectors), q (sum of their squared
+    # norms), its size; mean over A x B of |x - y|^2 = q_A / n_A + q_B / n_B - 2 s_A . s_B / (n_A n_B),
+    # computed by one function whichever group asks, so that both sides see the same bits.
+    sums = emb.copy()
+    sqn = (emb * emb).sum(1)
     size = np.ones(n, dtype=np.int64)
-    parent = list(range(n))                 # Python lists: read once per heap entry
-    version = [0] * n
+
+    def mean_d2(g: int, others: np.ndarray) -> np.ndarray:
+        return np.maximum(sqn[g] / size[g] + sqn[others] / size[others]
+                          - 2.0 * (sums[others] * sums[g]).sum(1) / (size[g] * size[others]), 0.0)
+
     ok = graph.d2 <= r2
-    rows, cols, d2 = graph.rows[ok], graph.cols[ok], graph.d2[ok]
+    rows, cols = graph.rows[ok], graph.cols[ok]
     nbrs: list[set[int]] = [set() for _ in range(n)]
     for a, b in zip(rows.tolist(), cols.tolist()):
         nbrs[a].add(b)
         nbrs[b].add(a)
-    # Groups in different connected components of the graph never meet: each component gets its
-    # own (small) heap, which is the same sequence of merges as one heap over all of them.
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    _, comp = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)), directed=False)
-    order = np.argsort(comp[rows], kind="stable")
-    bounds = np.flatnonzero(np.r_[True, np.diff(comp[rows][order]) != 0, True]) if len(rows) else np.zeros(1, np.int64)
-    d2_l, rows_l, cols_l = d2[order].tolist(), rows[order].tolist(), cols[order].tolist()
-    bits_l = np.maximum(d2[order], 0.0).view(np.int64).tolist()
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        if hi - lo == 1:  # two faces and one edge within the radius: they merge if within the limit
-            if within(d2_l[lo], 1, 1):
-                parent[cols_l[lo]] = rows_l[lo]
-            continue
-        heap = [_key(k, rows_l[e], cols_l[e], 0, 0) for e, k in zip(range(lo, hi), bits_l[lo:hi])
-                if within(d2_l[e], 1, 1)]
+    parent = list(range(n))
+    # each group's nearest mergeable neighbour (-1: none) and its mean squared distance; of equal
+    # distances the lower neighbour, so that the smallest (d, lower index, higher index) merges first
+    best = np.full(n, -1, dtype=np.int64)
+    best_d = np.full(n, np.inf)
+    version = [0] * n
+    heap: list[int] = []
+    if len(rows):
+        d = np.empty(len(rows))
+        for lo in range(0, len(rows), RECOMPUTE_CHUNK):  # mean_d2 of two single faces, in chunks
+            r, c = rows[lo:lo + RECOMPUTE_CHUNK], cols[lo:lo + RECOMPUTE_CHUNK]
+            d[lo:lo + RECOMPUTE_CHUNK] = np.maximum(sqn[r] + sqn[c] - 2.0 * (emb[c] * emb[r]).sum(1), 0.0)
+        fine = d <= lim(1, 1)
+        face = np.r_[rows[fine], cols[fine]]
+        other = np.r_[cols[fine], rows[fine]]
+        dd = np.r_[d[fine], d[fine]]
+        order = np.lexsort((other, dd, face))
+        first = order[np.r_[True, face[order][1:] != face[order][:-1]]] if len(order) else order
+        best[face[first]] = other[first]
+        best_d[face[first]] = dd[first]
+        heap = [_entry(float(best_d[f]), f, int(best[f]), 0) for f in face[first].tolist()]
         heapq.heapify(heap)
-        while heap:
-            key = heapq.heappop(heap)
-            a, b, va, vb = (key >> 96) & _M32, (key >> 64) & _M32, (key >> 32) & _M32, key & _M32
-            if va != version[a] or vb != version[b] or parent[a] != a or parent[b] != b:
-                continue  # stale: one of the groups changed since this distance was computed
-            parent[b] = a  # merge b into a (a < b always)
-            sums[a] += sums[b]
-            sqn[a] += sqn[b]
-            size[a] += size[b]
-            version[a] += 1
-            merged = (nbrs[a] | nbrs[b]) - {a, b}
-            nbrs[a] = merged
-            nbrs[b] = set()
-            if not merged:
-                continue
-            others = np.fromiter(merged, dtype=np.int64, count=len(merged))
-            others.sort()
-            # mean over A x B of |x - y|^2 = q_A / n_A + q_B / n_B - 2 s_A . s_B / (n_A n_B)
-            mean_d2 = np.maximum(sqn[a] / size[a] + sqn[others] / size[others]
-                                 - 2.0 * (sums[others] @ sums[a]) / (size[a] * size[others]), 0.0)
-            others_l = others.tolist()
-            for x in others_l:
-                nx = nbrs[x]
-                nx.discard(b)
-                nx.add(a)
-            if limit is None:
-                near = mean_d2 <= r2
-            else:
-                sa = int(size[a])
-                near = mean_d2 <= np.array([lim(sa, sx) for sx in size[others].tolist()])
-            if not near.any():
-                continue
-            va = version[a]
-            hi_a, lo_a = (a << 96) | (va << 32), (a << 64) | va
-            for x, kx in zip(others[near].tolist(), mean_d2[near].view(np.int64).tolist()):
-                if a < x:  # the key of (d2, a, x, v_a, v_x), or of (d2, x, a, v_x, v_a)
-                    heapq.heappush(heap, (kx << 128) | hi_a | (x << 64) | version[x])
-                else:
-                    heapq.heappush(heap, (kx << 128) | (x << 96) | (version[x] << 32) | lo_a)
+
+    dirty = bytearray(n)
+
+    def set_best(g: int, d: float, x: int) -> None:
+        best[g], best_d[g], dirty[g] = x, d, 0
+        version[g] += 1
+        if x >= 0:
+            heapq.heappush(heap, _entry(d, g, x, version[g]))
+
+    def nearest(g: int, others: np.ndarray, d: np.ndarray) -> None:
+        """Set g's nearest from its neighbours ``others`` at mean squared distances ``d``."""
+        fine = within(d, int(size[g]), size[others])
+        if not fine.any():
+            set_best(g, np.inf, -1)
+            return
+        d, others = d[fine], others[fine]
+        low = d.min()
+        set_best(g, float(low), int(others[d == low].min()))
+
+    while heap:
+        entry = heapq.heappop(heap)
+        g, vg = (entry >> 32) & _M32, entry & _M32
+        if vg != version[g] or parent[g] != g:
+            continue  # stale: g's nearest changed since this entry, or g is gone
+        if dirty[g]:  # a lower bound only: find g's nearest now, and queue it again
+            og = np.fromiter(nbrs[g], dtype=np.int64, count=len(nbrs[g]))
+            nearest(g, og, mean_d2(g, og))
+            continue
+        a, b = sorted((g, int(best[g])))
+        parent[b] = a  # merge b into a (a < b always)
+        sums[a] += sums[b]
+        sqn[a] += sqn[b]
+        size[a] += size[b]
+        version[b] += 1
+        nb_b = nbrs[b]
+        nb_b.discard(a)
+        for x in nb_b:  # b's neighbours now neighbour a
+            nx = nbrs[x]
+            nx.discard(b)
+            nx.add(a)
+        merged = nbrs[a]
+        merged.discard(b)
+        merged |= nb_b
+        nbrs[b] = set()
+        if not merged:
+            set_best(a, np.inf, -1)
+            continue
+        others = np.fromiter(merged, dtype=np.int64, count=len(merged))
+        d = mean_d2(a, others)
+        nearest(a, others, d)
+        # the neighbours: a nearer a, or a nearest that was a or b and is now further away
+        fine = within(d, int(size[a]), size[others])
+        was = (best[others] == a) | (best[others] == b)
+        better = fine & ((d < best_d[others]) | ((d == best_d[others]) & (a < best[others])))
+        keep = was & fine & (d <= best_d[others])  # a or b was nearest, a as near: a is (ties: a < b < the rest)
+        for x, dx in zip(others[better | keep].tolist(), d[better | keep].tolist()):
+            set_best(x, dx, a)
+        for x in others[was & ~(keep | better)].tolist():
+            dirty[x] = 1  # its nearest moved away: its entry stays, as a lower bound
     return _labels_from_parents(np.asarray(parent))
 
 
 _M32 = (1 << 32) - 1
 
 
-def _key(d2_bits: int, lo: int, hi: int, v_lo: int, v_hi: int) -> int:
-    """One heap entry as one Python int, ordered as the tuple (d2, lo, hi, v_lo, v_hi): the bits of
-    a float64 >= 0 sort as the float does. Half the memory of a tuple, and twice as fast to pop."""
-    return (d2_bits << 128) | (lo << 96) | (hi << 64) | (v_lo << 32) | v_hi
+def _entry(d2: float, g: int, x: int, v: int) -> int:
+    """A heap entry as one Python int, ordered as (d2, lower of g and x, higher, g, v): the bits of a
+    float64 >= 0 sort as the float does. Half the memory of a tuple, and twice as fast to pop."""
+    lo, hi = (g, x) if g < x else (x, g)
+    bits = int(np.float64(d2).view(np.int64))
+    return (bits << 128) | (lo << 96) | (hi << 64) | (g << 32) | v
 
 
 def _labels_from_parents(parent: np.ndarray) -> np.ndarray:
