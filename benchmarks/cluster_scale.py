@@ -9,8 +9,9 @@ pairs, in C++) and scikit-learn's average linkage (needs the N x N matrix).
 
 ``--pg`` adds the PostgreSQL path: the embeddings are copied into a table with an HNSW index
 (pgvector, through the ``pgserver`` wheel unless ``--pg-url`` is given), the neighbour graph is
-read from the index (k nearest per face, one LATERAL query per batch of faces), and the same
-average linkage runs on it.
+read from the index (k nearest per face, one LATERAL query per batch of faces, over two
+connections), and the same average linkage runs on it. The pgserver is restarted with
+``--shared-buffers`` so that the index stays in PostgreSQL's own cache.
 
     .venv/bin/python benchmarks/cluster_scale.py [--sizes 10000,30000,100000] [--pg 100000]
 """
@@ -81,7 +82,47 @@ def run_one(method: str, n: int) -> dict:
             "data_mb": round(base, 0), "f": round(b.f, 4), **extra}
 
 
-def run_pg(n: int, url: str | None, k: int, ef: int, work_mem: str = "2GB") -> dict:
+def _start_pgserver(shared_buffers: str):
+    """A pgserver PostgreSQL in a temporary folder, restarted with ``shared_buffers`` (the HNSW
+    index must fit in it: a search that reads its pages through the OS cache is several times
+    slower). Returns (server, url)."""
+    import tempfile
+    import warnings
+
+    import pgserver
+    import psycopg
+    from pgserver._commands import pg_ctl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(tempfile.mkdtemp(prefix="cnnkit-cluster-pg-"), cleanup_mode="delete")
+    url = server.get_uri()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+    pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user)  # same options as the start
+    return server, url
+
+
+def _stop_pgserver(server) -> None:
+    from pgserver._commands import pg_ctl
+
+    try:  # the restarted postmaster is not the one pgserver knows of: stop it, then let pgserver delete
+        pg_ctl(["-w", "stop"], pgdata=server.pgdata, user=server.system_user)
+    except Exception:  # noqa: BLE001 - already stopped
+        pass
+    server.cleanup()
+
+
+def _copy_text(x: np.ndarray, start: int, block: int = 10_000):
+    """COPY text of rows ``id\t[v1,...,vD]``, one block of rows at a time (one % per row: a
+    Python format per value took 471 s for 1e6 rows)."""
+    row = "%d\t[" + ",".join(["%.6g"] * x.shape[1]) + "]\n"
+    for lo in range(0, len(x), block):
+        yield "".join(row % (start + lo + i, *v) for i, v in enumerate(x[lo:lo + block].tolist()))
+
+
+def run_pg(n: int, url: str | None, k: int, ef: int, work_mem: str = "2GB", shared_buffers: str = "2GB",
+           connections: int = 2) -> dict:
     import psycopg
 
     from cnnkit.faces.cluster import NeighbourGraph, average_linkage, cluster_threshold
@@ -89,17 +130,10 @@ def run_pg(n: int, url: str | None, k: int, ef: int, work_mem: str = "2GB") -> d
     x, truth = synthetic(n)
     server = None
     if url is None:
-        import tempfile
-        import warnings
-
-        import pgserver
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server = pgserver.get_server(tempfile.mkdtemp(prefix="cnnkit-cluster-pg-"), cleanup_mode="delete")
-        url = server.get_uri()
+        server, url = _start_pgserver(shared_buffers)
     out: dict = {"method": "cnnkit + pgvector HNSW", "n": n, "k": k, "ef_search": ef,
-                 "maintenance_work_mem": work_mem}
+                 "maintenance_work_mem": work_mem, "shared_buffers": shared_buffers if server else None,
+                 "connections": connections}
     sampler = _PeakSampler()
     try:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -108,8 +142,8 @@ def run_pg(n: int, url: str | None, k: int, ef: int, work_mem: str = "2GB") -> d
             conn.execute(f"CREATE TABLE cluster_bench (id integer PRIMARY KEY, v vector({DIM}))")
             t0 = time.perf_counter()
             with conn.cursor().copy("COPY cluster_bench (id, v) FROM STDIN") as copy:
-                for i, v in enumerate(x):
-                    copy.write_row((i, "[" + ",".join(f"{t:.6g}" for t in v) + "]"))
+                for text in _copy_text(x, 0):
+                    copy.write(text)
             out["copy_s"] = round(time.perf_counter() - t0, 1)
             print(f"  copied {n:,} vectors in {out['copy_s']} s; building the HNSW index", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
@@ -121,23 +155,8 @@ def run_pg(n: int, url: str | None, k: int, ef: int, work_mem: str = "2GB") -> d
             out["index_mb"] = round(conn.execute("SELECT pg_indexes_size('cluster_bench')").fetchone()[0] / 2**20, 0)
             t_total = time.perf_counter()
             tau, source, _ = cluster_threshold(x, 0.6)
-            conn.execute(f"SET hnsw.ef_search = {ef}")
-            rows: list[np.ndarray] = []
-            cols: list[np.ndarray] = []
             t0 = time.perf_counter()
-            batch = 500
-            sql = (f"SELECT q.id, n.id, n.d FROM cluster_bench q CROSS JOIN LATERAL (SELECT c.id, c.v <-> q.v AS d "
-                   f"FROM cluster_bench c ORDER BY c.v <-> q.v LIMIT {k + 1}) n WHERE q.id >= %s AND q.id < %s")
-            for start in range(0, n, batch):
-                got = np.asarray(conn.execute(sql, (start, start + batch)).fetchall(), np.float64).reshape(-1, 3)
-                keep = (got[:, 0] < got[:, 1]) & (got[:, 2] <= tau)
-                rows.append(got[keep, 0].astype(np.int64))
-                cols.append(got[keep, 1].astype(np.int64))
-                done = start + batch
-                if done % 50_000 == 0 or done >= n:
-                    rate = done / (time.perf_counter() - t0)
-                    print(f"  knn {min(done, n):,}/{n:,} faces, {1000 / rate:.2f} ms per face, "
-                          f"{(n - min(done, n)) / rate / 60:.0f} min left", file=sys.stderr, flush=True)
+            rows, cols = _knn_pairs(url, n, k, ef, tau, connections, t0)
             out["knn_s"] = round(time.perf_counter() - t0, 1)
             out["ms_per_query"] = round(1000 * (time.perf_counter() - t0) / n, 2)
             r, c = np.concatenate(rows), np.concatenate(cols)
@@ -156,8 +175,50 @@ def run_pg(n: int, url: str | None, k: int, ef: int, work_mem: str = "2GB") -> d
     finally:
         sampler.stop()
         if server is not None:
-            server.cleanup()
+            _stop_pgserver(server)
     return out
+
+
+def _knn_pairs(url: str, n: int, k: int, ef: int, tau: float, connections: int, t0: float):
+    """Pairs (i < j) within ``tau`` among each face's k nearest by the HNSW index: batches of 500
+    faces, one LATERAL query each, over ``connections`` connections at once (a query waits in
+    the server, so threads overlap)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    batch = 500
+    sql = (f"SELECT q.id, n.id, n.d FROM cluster_bench q CROSS JOIN LATERAL (SELECT c.id, c.v <-> q.v AS d "
+           f"FROM cluster_bench c ORDER BY c.v <-> q.v LIMIT {k + 1}) n WHERE q.id >= %s AND q.id < %s")
+    local = threading.local()
+    done = [0]
+    lock = threading.Lock()
+
+    def one(start: int):
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = psycopg.connect(url, autocommit=True)
+            conn.execute(f"SET hnsw.ef_search = {ef}")
+            conns.append(conn)
+        got = np.asarray(conn.execute(sql, (start, start + batch)).fetchall(), np.float64).reshape(-1, 3)
+        keep = (got[:, 0] < got[:, 1]) & (got[:, 2] <= tau)
+        with lock:
+            before, done[0] = done[0], done[0] + batch
+            if before // 50_000 != done[0] // 50_000 or done[0] >= n:
+                rate = min(done[0], n) / (time.perf_counter() - t0)
+                print(f"  knn {min(done[0], n):,}/{n:,} faces, {1000 / rate:.2f} ms per face, "
+                      f"{(n - min(done[0], n)) / rate / 60:.0f} min left", file=sys.stderr, flush=True)
+        return got[keep, 0].astype(np.int64), got[keep, 1].astype(np.int64)
+
+    conns: list = []
+    try:
+        with ThreadPoolExecutor(connections) as pool:
+            parts = list(pool.map(one, range(0, n, batch)))
+    finally:
+        for c in conns:
+            c.close()
+    return [p[0] for p in parts], [p[1] for p in parts]
 
 
 class _PeakSampler:
@@ -205,6 +266,8 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=32, help="neighbours per face read from the HNSW index")
     ap.add_argument("--ef-search", type=int, default=64)
     ap.add_argument("--maintenance-work-mem", default="2GB", help="PostgreSQL's, for the HNSW build (1e6 faces: 4GB)")
+    ap.add_argument("--shared-buffers", default="2GB", help="the pgserver's; the HNSW index should fit (1e6 faces: 3GB)")
+    ap.add_argument("--connections", type=int, default=2, help="connections reading the kNN graph at once")
     ap.add_argument("--one", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -225,7 +288,8 @@ def main() -> None:
             if not args.json:
                 print(rows[-1], file=sys.stderr, flush=True)
     if args.pg:
-        rows.append(run_pg(args.pg, args.pg_url, args.k, args.ef_search, args.maintenance_work_mem))
+        rows.append(run_pg(args.pg, args.pg_url, args.k, args.ef_search, args.maintenance_work_mem,
+                           args.shared_buffers, args.connections))
     if args.json:
         print(json.dumps({"benchmark": "cluster_scale", "results": rows}))
         return
