@@ -105,3 +105,10 @@ def test_shapes_are_checked():
         style_cost(torch.zeros(1, 2, 3, 3), torch.zeros(1, 5, 3, 3))
     with pytest.raises(ShapeError, match="target_gram"):
         style_cost_from_gram(torch.zeros(1, 2, 3, 3), torch.zeros(3, 3))
+
+
+def test_gram_of_channels_last_equals_the_plain_one():
+    a = torch.randn(2, 5, 7, 6, generator=torch.Generator().manual_seed(3))
+    cl = a.contiguous(memory_format=torch.channels_last)
+    assert not cl.is_contiguous()
+    torch.testing.assert_close(gram_matrix(cl), gram_matrix(a), rtol=1e-5, atol=1e-5)

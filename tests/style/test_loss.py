@@ -92,3 +92,36 @@ def test_bfloat16_encoder_is_close_and_exact_is_float32(tiny_encoder):
     assert float(exact.style) == float(a.style) and float(exact.content) == float(a.content)
     # the targets are float32 whatever the encoder runs in
     assert low.style_conv1_1.dtype == torch.float32 and low.content_conv2_1.dtype == torch.float32
+
+
+def test_channels_last_gives_the_same_costs_and_gradient(tiny_encoder):
+    """The layout the encoder runs in (channels_last for float32 on a CPU) changes no cost, and the
+    Gram matrix of a channels_last activation is taken without a copy yet equals the plain one."""
+    import copy
+
+    layers = {"content_layers": (("conv2_1", 1.0),), "style_layers": (("conv1_1", 1.0), ("conv2_1", 1.0))}
+    content, style, gen = _img(0, 32, 32), _img(1, 32, 32), _img(2, 32, 32)
+    plain = PerceptualLoss(tiny_encoder, **layers)
+    cl_encoder = copy.deepcopy(tiny_encoder).to(memory_format=torch.channels_last)
+    cl = PerceptualLoss(cl_encoder, memory_format=torch.channels_last, **layers)
+    grads = []
+    for loss in (plain, cl):
+        loss.set_targets(content, [style])
+        x = gen.clone().requires_grad_(True)
+        loss(x).total.backward()
+        grads.append(x.grad)
+    assert cl.content_conv2_1.is_contiguous(memory_format=torch.channels_last)
+    assert not cl.content_conv2_1.is_contiguous()  # it did run channels_last
+    a, b = plain(gen), cl(gen)
+    torch.testing.assert_close(b.style, a.style, rtol=1e-5, atol=0)
+    torch.testing.assert_close(b.content, a.content, rtol=1e-5, atol=0)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-7)
+    assert grads[1].is_contiguous()  # the pixels keep their own layout (L-BFGS flattens them)
+
+
+def test_content_style_is_the_photos_own_style_cost(tiny_encoder):
+    loss = PerceptualLoss(tiny_encoder, content_layers=(("conv2_1", 1.0),), style_layers=(("conv1_1", 0.5), ("conv2_1", 1.0)))
+    content = _img(0, 32, 32)
+    loss.set_targets(content, [_img(1, 32, 32)])
+    assert loss.content_style == pytest.approx(float(loss(content).style), rel=1e-6)
+    assert loss.content_style > 0

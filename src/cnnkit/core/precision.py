@@ -54,3 +54,11 @@ def native_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch converts
     to float32 first, and a bfloat16 matrix product is slower than float32 BLAS."""
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def native_bfloat16_convolution() -> bool:
+    """Whether bfloat16 convolutions beat float32 ones on this CPU: with AMX only. On a Xeon with
+    AVX512-BF16 and no AMX, VGG19 to conv5_1 (forward and backward, 512 px, one thread) took 6.38 s
+    in bfloat16 against 6.65 s in float32 and 5.24 s in float32 channels_last, and a whole style
+    transfer to the bar 102.6 s against 82.3 s; with AMX, bfloat16 was 1.8x per evaluation."""
+    return "amx_bf16" in cpu_flags()

@@ -14,6 +14,7 @@ weigh 16 times more at 1024 px than at 256 px.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from cnnkit.core.checks import check_shape
@@ -30,7 +31,11 @@ def gram_matrix(feat: Tensor) -> Tensor:
         Gram matrices, shape (B, C, C). Not divided by anything.
     """
     dims = check_shape(feat, "B C H W", name="feat")
-    flat = feat.reshape(dims["B"], dims["C"], dims["H"] * dims["W"])
+    b, c, hw = dims["B"], dims["C"], dims["H"] * dims["W"]
+    if c > 1 and not feat.is_contiguous() and feat.is_contiguous(memory_format=torch.channels_last):
+        rows = feat.permute(0, 2, 3, 1).reshape(b, hw, c)  # channels_last: a view, no copy
+        return rows.transpose(1, 2) @ rows
+    flat = feat.reshape(b, c, hw)
     return flat @ flat.transpose(1, 2)
 
 

@@ -75,15 +75,23 @@ class PerceptualLoss(nn.Module):
         content_weight, style_weight, tv_weight: alpha, beta and the TV weight.
         encoder_dtype: run the encoder under ``torch.autocast`` in this dtype (``torch.bfloat16``);
             targets, Gram matrices and costs stay float32. ``None``: all float32.
+        memory_format: the layout images are given to the encoder in (``torch.channels_last`` for
+            an encoder converted to it); the costs do not depend on it.
+
+    After :meth:`set_targets`, ``content_style`` is the unweighted style cost of the content image
+    itself (float32), from the pass that took its content activations.
     """
 
     def __init__(self, encoder: nn.Module, *,
                  content_layers: Sequence[tuple[str, float]] = DEFAULT_CONTENT_LAYERS,
                  style_layers: Sequence[tuple[str, float]] = DEFAULT_STYLE_LAYERS,
                  content_weight: float = 1.0, style_weight: float = 1.0, tv_weight: float = 0.0,
-                 encoder_dtype: torch.dtype | None = None) -> None:
+                 encoder_dtype: torch.dtype | None = None,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
         super().__init__()
         self.encoder_dtype = encoder_dtype
+        self.memory_format = memory_format
+        self.content_style: float | None = None
         self.encoder = encoder
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
@@ -111,13 +119,13 @@ class PerceptualLoss(nn.Module):
         if len(blend) != len(styles) or any(w < 0 for w in blend) or sum(blend) <= 0:
             raise CnnkitError(f"need {len(styles)} non-negative blend weights with a positive sum, got {blend}")
         total = float(sum(blend))
-        feats = self.encoder.forward_layers(content, [n for n, _ in self.content_layers])
+        feats = self.encoder.forward_layers(self._layout(content), self.layers)
         for name, _ in self.content_layers:
             self.register_buffer(f"content_{name}", feats[name].detach().clone())
         grams: dict[str, Tensor] = {}
         for img, w in zip(styles, blend):
             check_shape(img, "1 3 H W", name="style")
-            sfeats = self.encoder.forward_layers(img, [n for n, _ in self.style_layers])
+            sfeats = self.encoder.forward_layers(self._layout(img), [n for n, _ in self.style_layers])
             for name, _ in self.style_layers:
                 f = sfeats[name]
                 g = gram_matrix(f)[0] * (w / total / (f.shape[-2] * f.shape[-1]))
@@ -125,6 +133,19 @@ class PerceptualLoss(nn.Module):
         for name, g in grams.items():
             self.register_buffer(f"style_{name}", g)
         self._has_targets = True
+        self.content_style = float(self._style(feats))
+
+    def _layout(self, img: Tensor) -> Tensor:
+        return img.contiguous(memory_format=self.memory_format)
+
+    def _style(self, feats: Mapping[str, Tensor]) -> Tensor:
+        """sum_l lambda_l J_style^[l] of these activations against the style targets."""
+        style = next(iter(feats.values())).new_zeros((), dtype=torch.float32)
+        for name, w in self.style_layers:
+            f = feats[name]
+            target = getattr(self, f"style_{name}") * (f.shape[-2] * f.shape[-1])
+            style = style + w * style_cost_from_gram(f, target)
+        return style
 
     def forward(self, img: Tensor, *, exact: bool = False) -> Costs:
         """Costs of the generated image ``img`` (1, 3, H, W); ``exact``: float32 even with ``encoder_dtype``."""
@@ -132,18 +153,14 @@ class PerceptualLoss(nn.Module):
             raise CnnkitError("call set_targets(content, styles) before computing the loss")
         low = self.encoder_dtype is not None and not exact
         with torch.autocast(img.device.type, dtype=self.encoder_dtype or torch.bfloat16, enabled=low):
-            feats = self.encoder.forward_layers(img, self.layers)
+            feats = self.encoder.forward_layers(self._layout(img), self.layers)
         # low-precision features stay so for the Gram products (float32 accumulation, a third of
         # an evaluation in float32); every difference with a float32 target is taken in float32
         zero = img.new_zeros(())
         content = zero
         for name, w in self.content_layers:
             content = content + w * content_cost(feats[name], getattr(self, f"content_{name}"))
-        style = zero
-        for name, w in self.style_layers:
-            f = feats[name]
-            target = getattr(self, f"style_{name}") * (f.shape[-2] * f.shape[-1])
-            style = style + w * style_cost_from_gram(f, target)
+        style = self._style(feats)
         tv = total_variation(img) if self.tv_weight else zero
         total = self.content_weight * content + self.style_weight * style + self.tv_weight * tv
         return Costs(total=total, content=content, style=style, tv=tv)
