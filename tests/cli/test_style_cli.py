@@ -85,3 +85,15 @@ def test_stop_at_ends_the_run_when_the_picture_is_reached(files):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["reached"] is True and data["evaluations"] < 40
+
+
+def test_init_choices_are_the_librarys():
+    """--init offers exactly the starts the library knows, its default first."""
+    import click
+
+    from cnnkit.cli.style import style
+    from cnnkit.style.optimize import INITS, StyleOptions
+
+    opt = next(p for p in style.params if p.name == "init")
+    assert isinstance(opt.type, click.Choice)
+    assert tuple(opt.type.choices) == INITS and opt.default == INITS[0] == StyleOptions().init

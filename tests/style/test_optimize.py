@@ -183,3 +183,22 @@ def test_recolored_start_has_the_style_colours(tiny_encoder):
 def test_bad_precision(tiny_encoder):
     with pytest.raises(CnnkitError, match="unknown precision 'half'; valid: auto, bfloat16, float32"):
         run(_photo(0), _photo(1), _opts(precision="half"), encoder=tiny_encoder)
+
+
+def test_a_diverging_run_is_a_typed_error_not_a_black_picture(tiny_encoder):
+    class Overflowing(torch.nn.Module):  # activations whose Gram matrices overflow float32
+        layer_names = tiny_encoder.layer_names
+
+        def forward_layers(self, img, layers):
+            return {k: v * 1e30 for k, v in tiny_encoder.forward_layers(img, layers).items()}
+
+    with pytest.raises(CnnkitError, match="diverged at evaluation 1"):
+        run(_photo(0), _photo(1, 40, 40), _opts(steps=3), encoder=Overflowing())
+
+
+def test_init_names_one_list():
+    from cnnkit.style.optimize import INITS
+
+    assert StyleOptions().init == INITS[0] == "recolored"
+    with pytest.raises(CnnkitError, match="valid: recolored, content, noise, style"):
+        run(_photo(0), _photo(1), _opts(init="paint"))

@@ -62,6 +62,10 @@ at 256 px, a first step of 0.02 reaches ``stop_at=0.02`` in 11 evaluations inste
 0.05: 13)."""
 
 
+INITS = ("recolored", "content", "noise", "style")
+"""The starts of a run (:attr:`StyleOptions.init`); the first is the default."""
+
+
 @dataclass(frozen=True)
 class StyleOptions:
     """Options of a style transfer; every field has a CPU-friendly default.
@@ -276,8 +280,8 @@ def run(content: Any, style: Any | Sequence[Any], options: StyleOptions | None =
     check_layers(valid, content_layers, style_layers)
     if opts.optimizer not in ("lbfgs", "adam"):
         raise CnnkitError(f"unknown optimizer {opts.optimizer!r}; valid: lbfgs, adam")
-    if opts.init not in ("recolored", "content", "noise", "style"):
-        raise CnnkitError(f"unknown init {opts.init!r}; valid: recolored, content, noise, style")
+    if opts.init not in INITS:
+        raise CnnkitError(f"unknown init {opts.init!r}; valid: {', '.join(INITS)}")
     if opts.preserve_color not in (None, "luminance", "histogram"):
         raise CnnkitError(f"unknown colour preservation {opts.preserve_color!r}; valid: luminance, histogram")
     if opts.precision not in ("auto", "bfloat16", "float32"):
@@ -427,6 +431,9 @@ def _optimize(opts: StyleOptions, loss: PerceptualLoss, x: Tensor, steps: int, h
         costs.total.backward()
         costs = Costs(*(t.detach() for t in (costs.total, costs.content, costs.style, costs.tv)))
         record["evaluations"] += 1
+        if not (torch.isfinite(costs.total) and torch.isfinite(x.grad).all()):
+            raise CnnkitError(f"the style transfer diverged at evaluation {record['evaluations']} (a cost or its "
+                              "gradient is not finite); use a smaller --lr or another --init")
         if record["initial_style_loss"] is None:
             record["initial_style_loss"] = exact_style(costs)
         if bar is not None:
@@ -537,4 +544,4 @@ def save_image(image: Image.Image, path: str | os.PathLike[str]) -> Path:
     return out
 
 
-__all__ = ["FIRST_STEP", "MAX_STYLE_UPSCALE", "StyleOptions", "TransferResult", "encoder_dtype", "encoder_layout", "run", "save_image", "to_pil", "transfer"]
+__all__ = ["FIRST_STEP", "INITS", "MAX_STYLE_UPSCALE", "StyleOptions", "TransferResult", "encoder_dtype", "encoder_layout", "run", "save_image", "to_pil", "transfer"]
