@@ -266,3 +266,23 @@ def test_each_encoder_brings_its_clustering_false_accept_rate():
     assert encoder_cluster_far(load_face_encoder("dlib_resnet+sface")) == FITTED_CLUSTER_FAR < CLUSTER_FAR
     assert encoder_cluster_far(load_face_encoder("dlib_resnet*1+sface*1")) == CLUSTER_FAR
     assert encoder_cluster_far(load_face_encoder("dlib_resnet")) == CLUSTER_FAR
+
+
+def test_graph_from_pairs_is_the_radius_graph_from_found_pairs():
+    """Pairs as an index returns them (both directions, repeats, a face with itself) make the
+    graph radius_graph makes from every pair within the radius, with exact float64 distances."""
+    from cnnkit.faces.cluster import graph_from_pairs
+
+    x = blobs(5, 120, d=8, people=5)
+    radius = 2.0
+    ref = radius_graph(x, radius, max_neighbors=None)
+    rows = np.r_[ref.cols, ref.rows, ref.rows, np.arange(10)]  # reversed, repeated, self-pairs
+    cols = np.r_[ref.rows, ref.cols, ref.cols, np.arange(10)]
+    far = np.array([[i, j] for i in range(40) for j in range(i + 1, 40) if ((x[i] - x[j]) ** 2).sum() > radius ** 2][:5])
+    got = graph_from_pairs(x, np.r_[rows, far[:, 0]], np.r_[cols, far[:, 1]], radius)
+    assert np.array_equal(got.rows, ref.rows) and np.array_equal(got.cols, ref.cols)
+    np.testing.assert_allclose(got.d2, ((x[got.rows] - x[got.cols]) ** 2).sum(1), rtol=1e-12)
+    assert np.array_equal(average_linkage(x, radius, graph=got), average_linkage(x, radius, max_neighbors=None))
+    assert len(graph_from_pairs(x, far[:, 0], far[:, 1]).rows) == len(far)  # no radius: kept
+    with pytest.raises(ShapeError, match="within 0..119"):
+        graph_from_pairs(x, [0], [120])

@@ -33,6 +33,7 @@ __all__ = [
     "NeighbourGraph",
     "Clustering",
     "radius_graph",
+    "graph_from_pairs",
     "average_linkage",
     "naive_average_linkage",
     "relabel",
@@ -177,6 +178,29 @@ def radius_graph(embeddings: Any, radius: float, *, max_neighbors: int | None = 
         return NeighbourGraph(n, np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), capped)
     return NeighbourGraph(n, np.concatenate(rows_out).astype(np.int64), np.concatenate(cols_out).astype(np.int64),
                           np.concatenate(d2_out), capped)
+
+
+def graph_from_pairs(embeddings: Any, rows: Any, cols: Any, radius: float | None = None) -> NeighbourGraph:
+    """A :class:`NeighbourGraph` from pairs of faces found elsewhere (the k nearest of each face
+    read from PostgreSQL's HNSW index): each pair once with ``row < col``, self-pairs dropped, the
+    squared distances recomputed exactly in float64 a chunk at a time (memory O(pairs), never
+    O(pairs x D)), and with ``radius`` the pairs farther apart dropped."""
+    emb = _as_matrix(embeddings)
+    n = len(emb)
+    r, c = np.asarray(rows, dtype=np.int64).ravel(), np.asarray(cols, dtype=np.int64).ravel()
+    if r.shape != c.shape:
+        raise ShapeError(f"rows and cols must have the same length, got {len(r)} and {len(c)}")
+    if len(r) and (min(r.min(), c.min()) < 0 or max(r.max(), c.max()) >= n):
+        raise ShapeError(f"pair indices must be within 0..{n - 1}")
+    lo, hi = np.minimum(r, c), np.maximum(r, c)
+    keep = lo != hi
+    key = np.unique(lo[keep] * n + hi[keep])
+    lo, hi = key // n, key % n
+    d2 = _exact_d2(emb.astype(np.float64, copy=False), lo, hi)
+    if radius is not None:
+        ok = d2 <= float(radius) ** 2
+        lo, hi, d2 = lo[ok], hi[ok], d2[ok]
+    return NeighbourGraph(n, lo, hi, d2)
 
 
 def _rank_within(rows: np.ndarray) -> np.ndarray:
