@@ -109,8 +109,8 @@ def _stop_pgserver(server) -> None:
 
     try:  # the restarted postmaster is not the one pgserver knows of: stop it, then let pgserver delete
         pg_ctl(["-w", "stop"], pgdata=server.pgdata, user=server.system_user)
-    except Exception:  # noqa: BLE001 - already stopped
-        pass
+    except Exception as exc:  # noqa: BLE001 - already stopped, say so and clean up anyway
+        print(f"  pg_ctl stop: {exc}", file=sys.stderr)
     server.cleanup()
 
 

@@ -21,7 +21,7 @@ naive O(N^3) algorithm (:func:`naive_average_linkage`, kept for the tests).
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -31,7 +31,6 @@ from cnnkit.core.errors import CnnkitError, ShapeError
 
 __all__ = [
     "NeighbourGraph",
-    "Clustering",
     "radius_graph",
     "graph_from_pairs",
     "average_linkage",
