@@ -202,3 +202,19 @@ def test_init_names_one_list():
     assert StyleOptions().init == INITS[0] == "recolored"
     with pytest.raises(CnnkitError, match="valid: recolored, content, noise, style"):
         run(_photo(0), _photo(1), _opts(init="paint"))
+
+
+def test_large_pictures_warm_up_at_half_size(tiny_encoder):
+    from cnnkit.style.optimize import WARM_UP_FROM
+
+    photo, painting = _photo(0, WARM_UP_FROM, WARM_UP_FROM), _photo(1, 200, 200)
+    res = run(photo, painting, _opts(size=WARM_UP_FROM, steps=2, warm_up=3), encoder=tiny_encoder)
+    assert [s["size"][0] for s in res.scales] == [WARM_UP_FROM // 2, WARM_UP_FROM]
+    assert [s["steps"] for s in res.scales] == [3, 2]
+    assert res.image.size == (WARM_UP_FROM, WARM_UP_FROM)
+    for off in ({"warm_up": 0}, {"scales": (WARM_UP_FROM,)}, {"size": WARM_UP_FROM - 1}):
+        res = run(photo, painting, _opts(**{"size": WARM_UP_FROM, "steps": 1, **off}), encoder=tiny_encoder)
+        assert len(res.scales) == 1
+    with pytest.raises(CnnkitError, match="warm_up must be >= 0"):
+        run(photo, painting, _opts(warm_up=-1), encoder=tiny_encoder)
+    assert StyleOptions().warm_up > 0 and StyleOptions().size >= WARM_UP_FROM  # the default run warms up
