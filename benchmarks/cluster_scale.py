@@ -126,7 +126,11 @@ def run_pg(n: int, url: str | None, k: int, ef: int, work_mem: str = "2GB", shar
            connections: int = 2) -> dict:
     import psycopg
 
-    from cnnkit.faces.cluster import average_linkage, cluster_threshold, graph_from_pairs
+    from cnnkit.faces.cluster import (
+        average_linkage,
+        cluster_threshold,
+        graph_from_pairs,
+    )
 
     x, truth = synthetic(n)
     server = None
