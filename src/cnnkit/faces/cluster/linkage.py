@@ -287,7 +287,8 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
     sqn = (emb * emb).sum(1)
     size = np.ones(n, dtype=np.int64)
 
-    def mean_d2(g: int, others: np.ndarray) -> np.ndarray:
+    def mean_d2(g: Any, others: np.ndarray) -> np.ndarray:
+        """Of group ``g`` (one, or one per entry of ``others``) and each group of ``others``."""
         return np.maximum(sqn[g] / size[g] + sqn[others] / size[others]
                           - 2.0 * (sums[others] * sums[g]).sum(1) / (size[g] * size[others]), 0.0)
 
@@ -306,9 +307,8 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
     heap: list[int] = []
     if len(rows):
         d = np.empty(len(rows))
-        for lo in range(0, len(rows), RECOMPUTE_CHUNK):  # mean_d2 of two single faces, in chunks
-            r, c = rows[lo:lo + RECOMPUTE_CHUNK], cols[lo:lo + RECOMPUTE_CHUNK]
-            d[lo:lo + RECOMPUTE_CHUNK] = np.maximum(sqn[r] + sqn[c] - 2.0 * (emb[c] * emb[r]).sum(1), 0.0)
+        for lo in range(0, len(rows), RECOMPUTE_CHUNK):  # of two single faces, in chunks
+            d[lo:lo + RECOMPUTE_CHUNK] = mean_d2(rows[lo:lo + RECOMPUTE_CHUNK], cols[lo:lo + RECOMPUTE_CHUNK])
         fine = d <= lim(1, 1)
         face = np.r_[rows[fine], cols[fine]]
         other = np.r_[cols[fine], rows[fine]]
@@ -328,9 +328,11 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
         if x >= 0:
             heapq.heappush(heap, _entry(d, g, x, version[g]))
 
-    def nearest(g: int, others: np.ndarray, d: np.ndarray) -> None:
-        """Set g's nearest from its neighbours ``others`` at mean squared distances ``d``."""
-        fine = within(d, int(size[g]), size[others])
+    def nearest(g: int, others: np.ndarray, d: np.ndarray, fine: np.ndarray | None = None) -> None:
+        """Set g's nearest from its neighbours ``others`` at mean squared distances ``d`` (``fine``:
+        which of them are within their limit, when already known)."""
+        if fine is None:
+            fine = within(d, int(size[g]), size[others])
         if not fine.any():
             set_best(g, np.inf, -1)
             return
@@ -368,9 +370,9 @@ def average_linkage(embeddings: Any, radius: float, *, graph: NeighbourGraph | N
             continue
         others = np.fromiter(merged, dtype=np.int64, count=len(merged))
         d = mean_d2(a, others)
-        nearest(a, others, d)
-        # the neighbours: a nearer a, or a nearest that was a or b and is now further away
         fine = within(d, int(size[a]), size[others])
+        nearest(a, others, d, fine)
+        # the neighbours: a nearer a, or a nearest that was a or b and is now further away
         was = (best[others] == a) | (best[others] == b)
         better = fine & ((d < best_d[others]) | ((d == best_d[others]) & (a < best[others])))
         keep = was & fine & (d <= best_d[others])  # a or b was nearest, a as near: a is (ties: a < b < the rest)
