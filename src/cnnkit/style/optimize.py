@@ -254,13 +254,6 @@ WARM_UP_FROM = 512
 def _schedule(opts: StyleOptions) -> list[tuple[int, int]]:
     if opts.warm_up < 0:
         raise CnnkitError(f"warm_up must be >= 0, got {opts.warm_up}")
-    if not opts.scales and opts.warm_up and opts.size >= WARM_UP_FROM:
-        steps = opts.steps if isinstance(opts.steps, int) or len(opts.steps) != 1 else opts.steps[0]
-        if not isinstance(steps, int):
-            raise CnnkitError(f"give one step count (no --scales), got {opts.steps}")
-        if steps < 1:
-            raise CnnkitError(f"steps must be >= 1, got {steps}")
-        return [(opts.size // 2, opts.warm_up), (opts.size, steps)]
     scales = tuple(opts.scales) or (opts.size,)
     if any(s < 16 for s in scales):
         raise CnnkitError(f"every scale must be at least 16 px, got {scales}")
@@ -271,7 +264,8 @@ def _schedule(opts: StyleOptions) -> list[tuple[int, int]]:
         raise CnnkitError(f"give one step count or one per scale ({len(scales)}), got {len(steps)}")
     if any(s < 1 for s in steps):
         raise CnnkitError(f"steps must be >= 1, got {steps}")
-    return list(zip(scales, steps))
+    warms_up = not opts.scales and opts.warm_up and opts.size >= WARM_UP_FROM
+    return ([(opts.size // 2, opts.warm_up)] if warms_up else []) + list(zip(scales, steps))
 
 
 def run(content: Any, style: Any | Sequence[Any], options: StyleOptions | None = None, *,
