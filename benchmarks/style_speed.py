@@ -210,6 +210,7 @@ def worker(impl: str, size: int, max_evals: int, threads: int, overrides: dict, 
     ratio, kept = judge.measure(img)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if save_dir:
+        os.makedirs(save_dir, exist_ok=True)
         save_image(to_pil(img), os.path.join(save_dir, f"{impl}_{size}.png"))
     return {"impl": impl, "size": size, "reached": reached,
             "seconds_to_quality": round(wall, 2) if reached else None, "cpu_seconds": round(cpu, 2),
