@@ -137,7 +137,7 @@ def test_hostile_names_and_entries_in_a_folder_run(tmp_path: Path) -> None:
 
 
 def test_table_and_csv_cells_escape_control_characters_and_undecodable_bytes() -> None:
-    from cnnkit.cli._output import format_rows
+    from cnnkit.core.table import format_rows
 
     rows = [{"image": "line\nbreak.jpg", "name": "caf\udce9"}, {"image": "ok.jpg", "name": "\u05e9\u05dc\u05d5\u05dd 😀"}]
     table = format_rows(rows, "table", ["image", "name"]).splitlines()

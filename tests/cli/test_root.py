@@ -6,7 +6,6 @@ from click.testing import CliRunner
 
 import cnnkit
 from cnnkit.cli._app import cli
-from cnnkit.cli._output import format_rows
 
 
 def test_version():
@@ -23,12 +22,6 @@ def test_every_command_has_help():
         result = runner.invoke(cli, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert "Usage:" in result.output
-
-
-def test_format_rows_table_and_csv():
-    rows = [{"name": "ada", "distance": 0.25}, {"name": "bob", "distance": None}]
-    assert format_rows(rows, "csv") == "name,distance\nada,0.25\nbob,"
-    assert format_rows(rows, "table").splitlines()[0] == "name  distance"
 
 
 def test_import_cnnkit_loads_no_torch():

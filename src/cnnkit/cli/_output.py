@@ -1,8 +1,7 @@
-"""Print results as a table, JSON or CSV. Commands build plain dicts/lists and call :func:`emit`."""
+"""Print results as a table, JSON or CSV (tables and CSV by :func:`cnnkit.core.table.format_rows`).
+Commands build plain dicts/lists and call :func:`emit`."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -10,41 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
-from cnnkit.core.errors import printable
-from cnnkit.core.numbers import format_metric
+from cnnkit.core.table import format_rows
 
 T = TypeVar("T")
-
-
-def _cell(value: Any) -> str:
-    """One table or CSV cell, printable on one line (control characters and undecodable bytes
-    escaped by ``core.errors.printable``)."""
-    return printable(_text(value))
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return format_metric(value)
-    if isinstance(value, (list, tuple)):
-        return " ".join(_text(v) for v in value)
-    if isinstance(value, Mapping):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
-def format_rows(rows: Sequence[Mapping[str, Any]], fmt: str, columns: Sequence[str] | None = None) -> str:
-    """Rows (dicts) as an aligned text table or CSV."""
-    cols = list(columns or (rows[0].keys() if rows else []))
-    cells = [[_cell(row.get(c)) for c in cols] for row in rows]
-    if fmt == "csv":
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows([cols, *cells])
-        return buf.getvalue().rstrip("\n")
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
-    table = [cols, ["-" * w for w in widths], *cells]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table)
 
 
 def emit(data: Any, fmt: str, *, rows: Sequence[Mapping[str, Any]] | None = None,

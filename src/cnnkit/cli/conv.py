@@ -71,11 +71,9 @@ def evaluate(model_path: str, data: str | None, fmt: str) -> None:
 @format_option
 def summary(target: str, batch: int, fmt: str) -> None:
     """Every layer of a task's model (or a saved MODEL): output shape, parameters, multiply-adds."""
-    from cnnkit.nn.shapes import model_summary
+    from cnnkit.nn.shapes import model_summary, summary_table
     from cnnkit.tasks.run import model_for
 
     model, shape = model_for(target)
-    rows = [{"layer": r.name, "type": r.kind, "output_shape": "x".join(map(str, r.output_shape)),
-             "params": r.params, "mult_adds": r.mult_adds} for r in model_summary(model, (batch, *shape))]
-    total = {"layer": "total", "params": sum(r["params"] for r in rows), "mult_adds": sum(r["mult_adds"] for r in rows)}
-    emit(rows, fmt, rows=[*rows, total])  # the total in tables only
+    rows = summary_table(model_summary(model, (batch, *shape)))
+    emit(rows[:-1], fmt, rows=rows)  # the total in tables only

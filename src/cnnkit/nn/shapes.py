@@ -18,6 +18,7 @@ from cnnkit.core.shapes import (  # noqa: F401  (the arithmetic's one home; re-e
     pool_output_shape,
     pool_output_size,
 )
+from cnnkit.core.table import format_rows
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_TS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -124,16 +125,24 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], *, dtype: torch.
     return rows
 
 
+def summary_table(rows: Sequence[SummaryRow], *, total: bool = True) -> list[dict[str, object]]:
+    """A model summary as table rows (layer, type, output_shape, params, mult_adds), with a last
+    ``total`` row summing params and multiply-adds unless ``total=False``."""
+    out: list[dict[str, object]] = [
+        {"layer": r.name, "type": r.kind, "output_shape": "x".join(map(str, r.output_shape)),
+         "params": r.params, "mult_adds": r.mult_adds} for r in rows]
+    if total:
+        out.append({"layer": "total", "params": sum(r.params for r in rows),
+                    "mult_adds": sum(r.mult_adds for r in rows)})
+    return out
+
+
 def format_summary(rows: Sequence[SummaryRow]) -> str:
-    """A model summary as an aligned text table with a total line."""
-    header = ("layer", "type", "output shape", "params", "mult-adds")
-    body = [(r.name, r.kind, "x".join(map(str, r.output_shape)), f"{r.params:,}", f"{r.mult_adds:,}") for r in rows]
-    body.append(("total", "", "", f"{sum(r.params for r in rows):,}", f"{sum(r.mult_adds for r in rows):,}"))
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip() for b in body]
-    return "\n".join(lines)
+    """A model summary as an aligned text table with a total line (thousands separated)."""
+    return format_rows([{k: f"{v:,}" if isinstance(v, int) else v for k, v in row.items()}
+                        for row in summary_table(rows)])
 
 
 __all__ = ["SummaryRow", "conv_output_shape", "conv_output_size", "conv_transpose_output_size", "format_summary",
-           "layer_mult_adds", "layer_output_shape", "model_summary", "pool_output_shape", "pool_output_size"]
+           "layer_mult_adds", "layer_output_shape", "model_summary", "pool_output_shape", "pool_output_size",
+           "summary_table"]
