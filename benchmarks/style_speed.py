@@ -90,7 +90,8 @@ def run_cnnkit(size: int, max_evals: int, overrides: dict):
     from cnnkit.style.optimize import StyleOptions, run
 
     content, style = _images(size)
-    opts = StyleOptions(size=size, steps=max_evals, stop_at=STOP_AT, keep_content=KEEP, **overrides)
+    fields = {"size": size, "steps": max_evals, "stop_at": STOP_AT, "keep_content": KEEP} | overrides
+    opts = StyleOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
     cpu0 = time.process_time()
     res = run(content, style, opts)
     cpu = time.process_time() - cpu0  # includes loading the weights (a fraction of a second)

@@ -112,3 +112,32 @@ def test_gram_of_channels_last_equals_the_plain_one():
     cl = a.contiguous(memory_format=torch.channels_last)
     assert not cl.is_contiguous()
     torch.testing.assert_close(gram_matrix(cl), gram_matrix(a), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("batched_target", [False, True])
+def test_style_cost_gradient_is_autograds_through_the_plain_formula(channels_last, batched_target):
+    """The one-product backward of style_cost_from_gram equals autograd through
+    ||M M^T - T||^2 / norm, for the feature map and for a target that needs a gradient too."""
+    gen = torch.Generator().manual_seed(5)
+    feat = torch.randn(2, 4, 5, 3, dtype=torch.float64, generator=gen)
+    if channels_last:
+        feat = feat.contiguous(memory_format=torch.channels_last)
+    target = torch.randn(2 if batched_target else 1, 4, 4, dtype=torch.float64, generator=gen)
+    target = (target + target.transpose(1, 2)) if batched_target else (target + target.transpose(1, 2))[0]
+    feat.requires_grad_(True)
+    target.requires_grad_(True)
+    ours = style_cost_from_gram(feat, target)
+    ours.backward()
+    got = (feat.grad.clone(), target.grad.clone())
+    feat.grad, target.grad = None, None
+    flat = feat.reshape(2, 4, 15)
+    plain = (flat @ flat.transpose(1, 2) - target).pow(2).sum() / (2.0 * 15 * 4) ** 2
+    plain.backward()
+    assert float(ours.detach()) == pytest.approx(float(plain.detach()), rel=1e-12)
+    torch.testing.assert_close(got[0], feat.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got[1], target.grad, rtol=1e-10, atol=1e-12)
+    if channels_last:  # the gradient comes back in the features' own layout, no transposed copy
+        assert got[0].is_contiguous(memory_format=torch.channels_last)
+    assert torch.autograd.gradcheck(lambda f, t: style_cost_from_gram(f, t), (feat.detach().requires_grad_(True),
+                                                                              target.detach().requires_grad_(True)))
