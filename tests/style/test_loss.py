@@ -125,3 +125,34 @@ def test_content_style_is_the_photos_own_style_cost(tiny_encoder):
     loss.set_targets(content, [_img(1, 32, 32)])
     assert loss.content_style == pytest.approx(float(loss(content).style), rel=1e-6)
     assert loss.content_style > 0
+
+
+def test_bfloat16_channels_last_is_close_to_float32(tiny_encoder):
+    """The default on a CPU with AMX, bfloat16 in channels_last (``optimize.encoder_layout``), gives the
+    float32 costs and gradient within bfloat16's rounding; its exact costs are the float32 ones."""
+    import copy
+
+    from cnnkit.style.optimize import encoder_layout
+
+    layout = encoder_layout(torch.bfloat16, "cpu")
+    assert layout == torch.channels_last == encoder_layout(None, "cpu")
+    assert encoder_layout(torch.bfloat16, "cuda") == torch.contiguous_format
+    layers = {"content_layers": (("conv2_1", 1.0),), "style_layers": (("conv1_1", 1.0), ("conv2_1", 1.0))}
+    content, style, gen = _img(0, 32, 32), _img(1, 32, 32), _img(2, 32, 32)
+    ref = PerceptualLoss(tiny_encoder, **layers)
+    low = PerceptualLoss(copy.deepcopy(tiny_encoder).to(memory_format=layout), encoder_dtype=torch.bfloat16,
+                         memory_format=layout, **layers)
+    grads, costs = [], []
+    for loss in (ref, low):
+        loss.set_targets(content, [style])
+        x = gen.clone().requires_grad_(True)
+        c = loss(x)
+        c.total.backward()
+        grads.append(x.grad)
+        costs.append(c)
+    assert costs[1].style != costs[0].style  # it did run in bfloat16
+    torch.testing.assert_close(costs[1].style, costs[0].style, rtol=0.03, atol=0)
+    cos = torch.nn.functional.cosine_similarity(grads[0].flatten(), grads[1].flatten(), dim=0)
+    assert float(cos) > 0.99
+    exact = low(gen, exact=True)
+    torch.testing.assert_close(exact.style, costs[0].style.detach(), rtol=1e-5, atol=0)
