@@ -55,7 +55,7 @@ class _GramCost(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, m: Tensor, target: Tensor, norm: float, positions_first: bool) -> Tensor:
-        residual = _gram_of(m, positions_first) - target  # a low-precision gram meets a float32 target in float32
+        residual = _gram_of(m, positions_first) - target  # a bfloat16 Gram meets a float32 target in float32
         ctx.save_for_backward(m, residual)
         ctx.norm, ctx.positions_first, ctx.target_shape = norm, positions_first, target.shape
         return residual.pow(2).sum() / norm

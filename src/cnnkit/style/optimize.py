@@ -10,10 +10,11 @@ runs without a line search (one evaluation per iteration). Each evaluation costs
 What a user waits for is the picture (``benchmarks/style_speed.py``: seconds until the style cost is
 2 % of the photo's with the content kept). Four defaults come from that measure: VGG19 runs in
 bfloat16 where the CPU has AMX (the costs and every verdict stay float32) and float32 elsewhere,
-channels-last on a CPU in both (:func:`encoder_layout`: 4.7x per pass at 512 px with AMX), the start is the photo
-recoloured to the style (``init="recolored"``) and L-BFGS's first step has a useful length
-(:data:`FIRST_STEP`). From 512 px up a run warms up at half the size for a few evaluations
-(``StyleOptions.warm_up``): a quarter of the cost each, and they do the coarse part of the work.
+channels-last on a CPU in both (:func:`encoder_layout`; with AMX a bfloat16 channels-last pass at
+512 px takes a fifth of a float32 one), the start is the photo recoloured to the style
+(``init="recolored"``) and L-BFGS's first step has a useful length (:data:`FIRST_STEP`). From
+512 px up a run warms up at half the size for a few evaluations (``StyleOptions.warm_up``): a
+quarter of the cost each, and they do the coarse part of the work.
 """
 from __future__ import annotations
 
