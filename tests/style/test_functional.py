@@ -124,7 +124,8 @@ def test_style_cost_gradient_is_autograds_through_the_plain_formula(channels_las
     if channels_last:
         feat = feat.contiguous(memory_format=torch.channels_last)
     target = torch.randn(2 if batched_target else 1, 4, 4, dtype=torch.float64, generator=gen)
-    target = (target + target.transpose(1, 2)) if batched_target else (target + target.transpose(1, 2))[0]
+    target = target + target.transpose(1, 2)  # symmetric, as a Gram target is
+    target = target if batched_target else target[0]
     feat.requires_grad_(True)
     target.requires_grad_(True)
     ours = style_cost_from_gram(feat, target)
