@@ -28,3 +28,13 @@ def test_import_cnnkit_loads_no_torch():
     code = "import sys, cnnkit, cnnkit.core, cnnkit.cli; print(json.dumps(['torch' in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", "import json;" + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [False]
+
+
+def test_help_loads_every_command_but_no_library_code():
+    """The root group imports every command module: they must import only click and cnnkit.core."""
+    code = ("import json, sys\nfrom click.testing import CliRunner\nfrom cnnkit.cli._app import cli\n"
+            "r = CliRunner().invoke(cli, ['--help'])\n"
+            "print(json.dumps([r.exit_code, sorted(m for m in sys.modules if m == 'torch' or m.startswith('cnnkit.')"
+            " and m.split('.')[1] not in ('cli', 'core'))]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [0, []]

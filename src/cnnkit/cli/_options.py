@@ -1,16 +1,22 @@
-"""Options shared by several commands, as decorators, and the pipeline and gallery the face commands open."""
+"""What the commands share: options as decorators, the pipeline and gallery the face commands open,
+and :func:`emit`, which prints a result as a table, JSON or CSV (tables and CSV by
+:func:`cnnkit.core.table.format_rows`): commands build plain dicts/lists and call it."""
 from __future__ import annotations
 
 import functools
+import json
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
 
 from cnnkit.core.errors import CnnkitError
+from cnnkit.core.table import format_rows
 
 F = TypeVar("F", bound=Callable[..., object])
+T = TypeVar("T")
 
 
 def options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -90,3 +96,42 @@ def open_db(db: str | None, *, create: bool = True) -> Any:
     from cnnkit.store import open_gallery
 
     return open_gallery(db, create=create, kernel=TorchScoreKernel())
+
+
+def emit(data: Any, fmt: str, *, rows: Sequence[Mapping[str, Any]] | None = None,
+         columns: Sequence[str] | None = None) -> None:
+    """Print ``data`` as JSON, or ``rows`` (default: ``data`` itself, or ``[data]`` for a dict) as a
+    table/CSV."""
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=None, default=_json_default))
+        return
+    if rows is None:
+        rows = [data] if isinstance(data, Mapping) else list(data)
+    click.echo(format_rows(rows, fmt, columns))
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "__fspath__"):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def progress_bar(total: int, desc: str, unit: str = "photo") -> Any:
+    """A tqdm bar on stderr, shown on a terminal only (tqdm's ``disable=None``), so logs and pipes
+    get clean one-line errors."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None if total > 1 else True, leave=False)
+
+
+def tracked(items: Iterable[T], total: int, desc: str, error: Callable[[T], str | None]) -> Iterator[T]:
+    """Every item, counted on a :func:`progress_bar`, with one ``error: ...`` line on stderr for each
+    item that ``error`` finds a message in."""
+    with progress_bar(total, desc) as bar:
+        for item in items:
+            if message := error(item):
+                bar.write(f"error: {message}", file=sys.stderr)
+            bar.update(1)
+            yield item

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cnnkit.cli._options import format_option, options, threads_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._options import emit, format_option, options, threads_option
 
 _data_options = options(click.option(
     "--data", type=click.Path(exists=True, file_okay=False),

@@ -1,4 +1,5 @@
-"""``cnnkit face ...``; in every command ``**pipeline`` is --encoder, --detector and --device."""
+"""``cnnkit face ...``, ``cnnkit head train`` and ``cnnkit demo``; in every command ``**pipeline`` is
+--encoder, --detector and --device."""
 from __future__ import annotations
 
 import contextlib
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from cnnkit.cli._options import db_option, device_option, encoder_option, face_pipeline, format_option, open_db, options
-from cnnkit.cli._output import emit, progress_bar, tracked
+from cnnkit.cli._options import (
+    db_option, device_option, emit, encoder_option, face_pipeline, format_option, open_db, options, progress_bar,
+    threads_option, tracked)
 from cnnkit.core.errors import printable
 
 _decision_options = options(
@@ -316,3 +318,67 @@ def name(clusters_json: str, cluster_id: int | None, person: str | None, max_fac
         raise click.UsageError("--max must be at least 1")
     with open_db(db) as gallery:
         emit(name_cluster(data, table, cluster_id, person, gallery, data["encoder"], max_faces=max_faces), fmt)
+
+
+@click.group()
+def head() -> None:
+    """The logistic "same person" head over two embeddings (DeepFace-style)."""
+
+
+@head.command("train")
+@click.argument("pairs", type=click.Path(exists=True))
+@click.option("--root", type=click.Path(exists=True, file_okay=False),
+              help="Image root of an LFW-format pairs file (default: the file's folder).")
+@click.option("--encoder",
+              help="Face encoder name, a fusion (dlib_resnet+sface), or MODEL [default: the default encoder].")
+@click.option("--features", default="abs",
+              help="Comma list of abs, sq, chi2 (chi2 only for non-negative embeddings), block_sq (one squared "
+                   "distance per part of a fused encoder: learns the fusion weights and threshold).")
+@click.option("--pairs-per-person", default=20,
+              help="When PAIRS is a folder of identities: same-person pairs sampled per person.")
+@click.option("--seed", default=0)
+@click.option("--test", type=click.Path(exists=True),
+              help="Held-out pairs (file or folder): accuracy of the head beside the calibrated threshold.")
+@click.option("--test-root", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", "out", required=True, metavar="HEAD", help="JSON file to write.")
+@db_option
+@device_option
+@threads_option
+@format_option
+def head_train(pairs: str, encoder: str | None, features: str, out: str, db: str | None, device: str, fmt: str,
+          **fit: str | int | None) -> None:
+    """Fit the head on PAIRS (an LFW pairs file, or a folder of identities to sample pairs from)
+    with the encoder frozen; write it as JSON, and with --db store it in the gallery next to the
+    threshold of the encoder's tag, with the better of head and threshold as the default method."""
+    from cnnkit.faces.head import store_head, train_head
+
+    head_json, result = train_head(face_pipeline(encoder, "retinaface", device), pairs,
+                                   features=tuple(features.split(",")), **fit)
+    Path(out).write_text(head_json)
+    result["head"] = out
+    if db:
+        with open_db(db) as gallery:
+            store_head(gallery, result["encoder_tag"], head_json, result["better"])
+        result["db"] = db
+    emit(result, fmt)
+
+
+@click.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False),
+              help="ORL folder (s1..s40/N.pgm) [default: the copy shipped in the cnnkit package].")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="demo-out",
+              help="Folder for the gallery and report.html (the gallery is recreated).")
+@click.option("--enrolled", default=30, help="People s1..sN are enrolled.")
+@click.option("--encoder", help="Face encoder [default: cnnkit.faces.encoders.DEFAULT_ENCODER].")
+@device_option
+@threads_option
+@format_option
+def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str | None, device: str, fmt: str) -> None:
+    """One-shot recognition on ORL: enroll one photo per person, identify everyone else."""
+    from cnnkit.core.assets import orl_dir
+    from cnnkit.faces.demo import run_demo
+
+    summary = run_demo(data_dir or orl_dir(), out_dir, face_pipeline(encoder, "retinaface", device),
+                       enrolled=enrolled, on_status=lambda msg: click.echo(msg, err=True),
+                       on_error=lambda msg: click.echo(f"error: {msg}", err=True), progress=progress_bar)
+    emit(summary, fmt, rows=[{"metric": k, "value": v} for k, v in summary.items()])

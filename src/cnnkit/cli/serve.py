@@ -5,8 +5,7 @@ from typing import Any
 
 import click
 
-from cnnkit.cli._options import threads_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._options import emit, threads_option
 
 _db_dir_option = click.option(
     "--db", metavar="DIR|URL",

@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from cnnkit.cli._options import CommaList, device_option, format_option, threads_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._options import CommaList, device_option, emit, format_option, threads_option
 from cnnkit.core.numbers import round_metric
 
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from cnnkit.cli._options import format_option, threads_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._options import emit, format_option, threads_option
 from cnnkit.core.numbers import round_metric
 
 

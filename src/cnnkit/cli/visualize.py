@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from cnnkit.cli._options import CommaList, device_option, format_option, options, threads_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._options import CommaList, device_option, emit, format_option, options, threads_option
 from cnnkit.core.errors import CnnkitError
 from cnnkit.core.paths import check_output_file, output_folder
 

@@ -6,8 +6,7 @@ import sys
 
 import click
 
-from cnnkit.cli._options import format_option
-from cnnkit.cli._output import emit
+from cnnkit.cli._options import emit, format_option
 
 
 @click.group()
