@@ -79,15 +79,17 @@ def encoder_option(*, gallery: bool = True) -> Callable[[F], F]:
         threads_option)
 
 
-def face_pipeline(encoder: str | None, detector: str, device: str, gallery: Any = None) -> Any:
-    """The pipeline of ``encoder``, or (None) of the gallery's own encoder, else the default."""
+def face_pipeline(encoder: str | None, device: str, detector: str | None = None, gallery: Any = None) -> Any:
+    """The pipeline of ``encoder``, or (None) of the gallery's own encoder, else the default; with
+    ``detector`` None (commands without --detector), :class:`~cnnkit.faces.FacePipeline`'s own."""
     import torch
 
     from cnnkit.faces import FacePipeline
     from cnnkit.faces.encoders import choose_encoder
 
     tag = gallery.encoder_tag if gallery is not None else None
-    return FacePipeline(choose_encoder(encoder, tag), detector=detector, device=device, threads=torch.get_num_threads())
+    chosen = {} if detector is None else {"detector": detector}
+    return FacePipeline(choose_encoder(encoder, tag), device=device, threads=torch.get_num_threads(), **chosen)
 
 
 def open_db(db: str | None, *, create: bool = True) -> Any:

@@ -352,7 +352,7 @@ def head_train(pairs: str, encoder: str | None, features: str, out: str, db: str
     threshold of the encoder's tag, with the better of head and threshold as the default method."""
     from cnnkit.faces.head import store_head, train_head
 
-    head_json, result = train_head(face_pipeline(encoder, "retinaface", device), pairs,
+    head_json, result = train_head(face_pipeline(encoder, device), pairs,
                                    features=tuple(features.split(",")), **fit)
     Path(out).write_text(head_json)
     result["head"] = out
@@ -378,7 +378,7 @@ def demo(data_dir: str | None, out_dir: str, enrolled: int, encoder: str | None,
     from cnnkit.core.assets import orl_dir
     from cnnkit.faces.demo import run_demo
 
-    summary = run_demo(data_dir or orl_dir(), out_dir, face_pipeline(encoder, "retinaface", device),
+    summary = run_demo(data_dir or orl_dir(), out_dir, face_pipeline(encoder, device),
                        enrolled=enrolled, on_status=lambda msg: click.echo(msg, err=True),
                        on_error=lambda msg: click.echo(f"error: {msg}", err=True), progress=progress_bar)
     emit(summary, fmt, rows=[{"metric": k, "value": v} for k, v in summary.items()])
